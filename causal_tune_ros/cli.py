@@ -1,0 +1,70 @@
+"""``causal-tune``: thin entry point; each subcommand lives in its own module and is imported lazily.
+
+A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Lazy imports keep ``causal-tune replay`` free of rclpy and ``causal-tune node`` free of training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from causal_tune_ros.errors import CausalTuneError
+
+#: subcommand -> module implementing it
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "causal_tune_ros.demo",
+    "info": "causal_tune_ros.info",
+    "node": "causal_tune_ros.node.command",
+    "replay": "causal_tune_ros.replay.command",
+    "synth": "causal_tune_ros.synthetic.command",
+    "train": "causal_tune_ros.training.train_command",
+    "eval": "causal_tune_ros.training.eval_command",
+    "export": "causal_tune_ros.backends.export_command",
+}
+
+EXIT_USAGE = 2
+
+
+def build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    """Parser with every subcommand; only the chosen one's module is imported."""
+    parser = argparse.ArgumentParser(prog="causal-tune", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    modules: dict[str, object] = {}
+    for name, module_name in SUBCOMMANDS.items():
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            modules[name] = module
+            p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+            module.add_arguments(p)
+        else:
+            sub.add_parser(name, help=f"(see causal-tune {name} --help)", add_help=False)
+    return parser, modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``causal-tune``; returns the process exit code (2 for usage and input errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `causal-tune node --ros-args ...` hands everything after `node` to rclpy untouched.
+    if argv[:1] == ["node"]:
+        module = importlib.import_module(SUBCOMMANDS["node"])
+        return int(module.main(argv[1:]) or 0)
+    parser, modules = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except CausalTuneError as exc:
+        print(f"causal-tune {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

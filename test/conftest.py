@@ -1,0 +1,49 @@
+"""Test-wide setup: isolate ROS 2 traffic of this run (SPEC section 6) and register markers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# Must happen before anything imports rclpy: loopback-only discovery, a domain of our own, logs in tmp.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="causal_tune_roslog_"))
+os.environ.pop("RMW_IMPLEMENTATION", None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ros: needs rclpy and the ROS 2 message packages")
+    config.addinivalue_line("markers", "gpu: needs CUDA (skipped without it)")
+    config.addinivalue_line("markers", "tensorrt: needs CUDA and torch_tensorrt (skipped without them)")
+    config.addinivalue_line("markers", "slow: takes more than ~20 s on the 2-core CI machine")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    try:
+        import torch_tensorrt  # noqa: F401
+
+        has_trt = has_cuda
+    except ImportError:
+        has_trt = False
+    try:
+        import rclpy  # noqa: F401
+
+        has_ros = True
+    except ImportError:
+        has_ros = False
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="no CUDA device on this machine"))
+        if "tensorrt" in item.keywords and not has_trt:
+            item.add_marker(pytest.mark.skip(reason="torch_tensorrt or CUDA not available"))
+        if "ros" in item.keywords and not has_ros:
+            item.add_marker(pytest.mark.skip(reason="rclpy not installed (pip install '.[ros]')"))
