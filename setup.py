@@ -56,6 +56,7 @@ setup(
         ],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
         "dev": [
+            "colcon-common-extensions>=0.3",
             "pytest>=7",
             "pytest-timeout>=2",
             "ruff>=0.5",
