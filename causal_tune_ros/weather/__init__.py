@@ -1,1 +1,31 @@
-"""weather"""
+"""Weather conditions: band-pass presets per condition and the automatic classifier (no torch, no ROS)."""
+
+from causal_tune_ros.weather.classifier import (
+    ImageStatistics,
+    WeatherClassifier,
+    classify_image,
+    classify_statistics,
+    compute_statistics,
+    condition_scores,
+)
+from causal_tune_ros.weather.presets import (
+    CONDITIONS,
+    load_band_presets,
+    parse_band_presets,
+    presets_from_parameters,
+    presets_to_parameters,
+)
+
+__all__ = [
+    "CONDITIONS",
+    "ImageStatistics",
+    "WeatherClassifier",
+    "classify_image",
+    "classify_statistics",
+    "compute_statistics",
+    "condition_scores",
+    "load_band_presets",
+    "parse_band_presets",
+    "presets_from_parameters",
+    "presets_to_parameters",
+]

@@ -1,0 +1,268 @@
+"""The small interface every inference backend implements, and the spec that selects and configures one.
+
+A backend turns a batch of RGB images in [0, 1] and a Causal-Tune band into class logits. The band is a
+*run-time input* of every backend (a ``(2,)`` float32 array next to the images), so weather-adaptive band
+switching never rebuilds an engine or re-exports a graph.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from causal_tune_ros.band import Band
+from causal_tune_ros.errors import BackendError, ConfigError
+
+LOGGER = logging.getLogger("causal_tune_ros.backends")
+
+#: Accepted values of :attr:`BackendSpec.name`.
+BACKEND_NAMES = ("auto", "eager", "onnxruntime", "tensorrt")
+#: Accepted values of :attr:`BackendSpec.device`.
+DEVICES = ("cpu", "cuda")
+#: Accepted values of :attr:`BackendSpec.precision`.
+PRECISIONS = ("fp32", "fp16", "int8")
+#: DINOv2 patch size: network input sides must be multiples of it.
+PATCH_SIZE = 14
+#: Network input (H, W) used when a spec names none: DINOv2's native height, a 1:2 road-camera aspect.
+DEFAULT_INPUT_SIZE = (518, 1036)
+
+
+def _as_path(value: str | Path | None) -> Path | None:
+    return None if value is None or str(value) == "" else Path(value).expanduser()
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Everything needed to build a backend; immutable, validated on construction.
+
+    Attributes:
+        name: ``auto`` (TensorRT when CUDA and torch_tensorrt are importable, else eager), ``eager``,
+            ``onnxruntime`` or ``tensorrt``.
+        checkpoint: Causal-Tune checkpoint (safetensors). Needed by eager and to build/validate artefacts;
+            an onnxruntime backend given only ``artefact`` runs without it.
+        backbone: DINOv2 weights file or folder, or ``None`` when the checkpoint embeds the backbone.
+        input_size: Network input ``(H, W)``, both multiples of 14.
+        device: ``cpu`` or ``cuda``.
+        precision: ``fp32``, ``fp16`` (CUDA: eager, TensorRT, onnxruntime CUDA EP) or ``int8``
+            (onnxruntime dynamic quantization).
+        cache_dir: Where exported graphs / engines are cached (default :func:`~.cache.default_cache_dir`).
+        force_rebuild: Rebuild a cached artefact even when it is valid.
+        torch_compile: Eager only: wrap the model in ``torch.compile``.
+        artefact: A prebuilt ONNX file / TensorRT program to use instead of the cache (checked against
+            its JSON sidecar).
+        num_threads: CPU threads for inference (``None``: library default).
+
+    Raises:
+        ConfigError: For an unknown name, device or precision, or an input size that is not a positive
+            multiple of 14.
+    """
+
+    name: str = "auto"
+    checkpoint: Path | None = None
+    backbone: Path | None = None
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
+    device: str = "cpu"
+    precision: str = "fp32"
+    cache_dir: Path | None = None
+    force_rebuild: bool = False
+    torch_compile: bool = False
+    artefact: Path | None = None
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        # Normalise in place (frozen dataclass): paths from strings, sizes from lists / "HxW" strings.
+        for key in ("checkpoint", "backbone", "cache_dir", "artefact"):
+            object.__setattr__(self, key, _as_path(getattr(self, key)))
+        object.__setattr__(self, "name", str(self.name).strip().lower())
+        object.__setattr__(self, "device", str(self.device).strip().lower())
+        object.__setattr__(self, "precision", str(self.precision).strip().lower())
+        object.__setattr__(self, "input_size", parse_size(self.input_size))
+        if self.name not in BACKEND_NAMES:
+            raise ConfigError(f"unknown backend {self.name!r}; expected one of {', '.join(BACKEND_NAMES)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; expected one of {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if self.num_threads is not None and int(self.num_threads) <= 0:
+            raise ConfigError(f"num_threads must be positive, got {self.num_threads}")
+
+    def with_changes(self, **changes: Any) -> BackendSpec:
+        """A copy with some fields replaced (validated again)."""
+        return replace(self, **changes)
+
+
+def parse_size(value: str | Sequence[int]) -> tuple[int, int]:
+    """Read a network input size given as ``"HxW"`` or ``(H, W)``.
+
+    Args:
+        value: ``"518x1036"``, ``(518, 1036)`` or ``[518, 1036]``.
+
+    Returns:
+        ``(H, W)`` as ints.
+
+    Raises:
+        ConfigError: Unless both sides are positive multiples of 14.
+    """
+    try:
+        if isinstance(value, str):
+            parts = value.lower().replace(",", "x").split("x")
+            h, w = (int(p) for p in parts)
+        else:
+            h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input size must be 'HxW' or (H, W), got {value!r}") from None
+    if h <= 0 or w <= 0 or h % PATCH_SIZE or w % PATCH_SIZE:
+        raise ConfigError(
+            f"input size {h}x{w}: both sides must be positive multiples of {PATCH_SIZE} (e.g. "
+            f"{max(1, round(h / PATCH_SIZE)) * PATCH_SIZE}x{max(1, round(w / PATCH_SIZE)) * PATCH_SIZE})"
+        )
+    return h, w
+
+
+def band_array(band: Band | Sequence[float] | np.ndarray) -> np.ndarray:
+    """The band as the ``(2,)`` float32 array every backend takes as its second input.
+
+    Args:
+        band: A :class:`~causal_tune_ros.band.Band`, or ``(r_low, r_high)``.
+
+    Returns:
+        Contiguous float32 array ``[r_low, r_high]``.
+
+    Raises:
+        ConfigError: If the values are not a valid band (``0 < low < high <= 1``).
+    """
+    if not isinstance(band, Band):
+        values = np.asarray(band, dtype=np.float64).reshape(-1)
+        if values.shape != (2,):
+            raise ConfigError(f"band must be (r_low, r_high), got shape {values.shape}")
+        band = Band(float(values[0]), float(values[1]))
+    return np.asarray(band.as_tuple(), dtype=np.float32)
+
+
+def library_version(module: str) -> str | None:
+    """Version string of an importable library, or ``None`` when it is not installed."""
+    try:
+        mod = importlib.import_module(module)
+    except Exception:  # optional library missing or broken: report, never fail
+        return None
+    return str(getattr(mod, "__version__", "unknown"))
+
+
+class Backend(abc.ABC):
+    """Runs the segmentation network: images in [0, 1] and a band in, logits out.
+
+    Subclasses implement :meth:`load` and :meth:`_run`; :meth:`infer` validates inputs, loads lazily and
+    checks the output shape so every backend reports bad input the same way.
+
+    Attributes:
+        name: Backend name (``eager``, ``onnxruntime``, ``tensorrt``).
+        spec: The :class:`BackendSpec` it was built from.
+        input_size: Network input ``(H, W)``.
+        num_classes: Number of output classes (known after :meth:`load`; 0 before).
+        artefact: Path of the file the backend runs (checkpoint, ONNX graph or engine) once loaded.
+    """
+
+    name: str = "backend"
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+        self.input_size: tuple[int, int] = spec.input_size
+        self.num_classes: int = 0
+        self.artefact: Path | None = None
+        self._loaded = False
+
+    # ------------------------------------------------------------------ to implement
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load (and if needed build) what the backend runs; idempotent.
+
+        Raises:
+            BackendError: If the artefact is missing, stale, corrupt or a library is unavailable.
+        """
+
+    @abc.abstractmethod
+    def _run(self, images: np.ndarray, band: np.ndarray) -> np.ndarray:
+        """Run validated inputs: ``images`` (B, 3, H, W) float32 C-contiguous, ``band`` (2,) float32."""
+
+    def _versions(self) -> dict[str, str | None]:
+        """Versions of the libraries this backend uses (for :meth:`describe`)."""
+        return {"numpy": np.__version__}
+
+    def _device_name(self) -> str:
+        return self.spec.device
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def loaded(self) -> bool:
+        """Whether :meth:`load` has completed."""
+        return self._loaded
+
+    def infer(self, images: np.ndarray, band: Band | Sequence[float] | np.ndarray) -> np.ndarray:
+        """Class logits for a batch of images.
+
+        Args:
+            images: (B, 3, H, W) float32 RGB in [0, 1], ``(H, W) == input_size``.
+            band: The Causal-Tune band in force (a run-time input).
+
+        Returns:
+            (B, K, h, w) float32 logits (h = H // 4, w = W // 4 for the default head).
+
+        Raises:
+            BackendError: For images of the wrong type, dtype or shape, or when inference fails.
+            ConfigError: For an invalid band.
+        """
+        if not isinstance(images, np.ndarray):
+            raise BackendError(f"images must be a numpy array, got {type(images).__name__}")
+        if images.dtype != np.float32:
+            raise BackendError(f"images must be float32 in [0, 1], got {images.dtype}")
+        h, w = self.input_size
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (h, w) or images.shape[0] < 1:
+            raise BackendError(f"images must have shape (B, 3, {h}, {w}), got {images.shape}")
+        bands = band_array(band)
+        if not self._loaded:
+            self.load()
+        logits = self._run(np.ascontiguousarray(images), bands)
+        if logits.ndim != 4 or logits.shape[0] != images.shape[0]:
+            raise BackendError(f"{self.name} returned logits of shape {logits.shape} for {images.shape[0]} images")
+        return logits
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for logs and diagnostics.
+
+        Returns:
+            ``name``, ``device``, ``precision``, ``input_size`` ([H, W]), ``num_classes``, ``artefact``
+            (path or None) and ``versions`` (library -> version).
+        """
+        return {
+            "name": self.name,
+            "device": self._device_name(),
+            "precision": self.spec.precision,
+            "input_size": list(self.input_size),
+            "num_classes": self.num_classes,
+            "artefact": None if self.artefact is None else str(self.artefact),
+            "versions": self._versions(),
+        }
+
+    def close(self) -> None:
+        """Release sessions, engines and device memory; the backend can be loaded again afterwards."""
+        self._loaded = False
+
+    def __enter__(self) -> Backend:
+        self.load()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        h, w = self.input_size
+        return f"{type(self).__name__}({self.spec.device}, {self.spec.precision}, {h}x{w})"

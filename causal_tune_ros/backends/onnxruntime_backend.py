@@ -1,0 +1,189 @@
+"""onnxruntime backend: runs an exported graph (fp32, fp16 on CUDA, or int8) with the band as an input.
+
+The artefact is either given (``spec.artefact``, checked against its sidecar) or exported from the
+checkpoint into the cache on first use and reused afterwards. A sidecar that disagrees with the spec
+(input size, precision, model hash when the checkpoint is known) or a file that no longer matches its
+recorded digest is a :class:`~causal_tune_ros.errors.BackendError`, never a silently wrong model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from causal_tune_ros.backends.base import LOGGER, Backend, BackendSpec, library_version
+from causal_tune_ros.backends.cache import ArtefactCache, is_valid, model_hash, read_sidecar
+from causal_tune_ros.errors import BackendError
+
+
+def _import_ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendError(f"the onnxruntime backend needs onnxruntime (pip install '.[onnx]'): {exc}") from exc
+    return onnxruntime
+
+
+def providers_for(device: str) -> list[str]:
+    """Execution providers for a device, best first, from those this onnxruntime build has.
+
+    Args:
+        device: ``cpu`` or ``cuda``.
+
+    Returns:
+        ``["CPUExecutionProvider"]`` or ``["CUDAExecutionProvider", "CPUExecutionProvider"]``.
+
+    Raises:
+        BackendError: If CUDA is asked for and this onnxruntime has no CUDA provider.
+    """
+    ort = _import_ort()
+    available = ort.get_available_providers()
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise BackendError(
+                f"onnxruntime {ort.__version__} has no CUDA provider (available: {', '.join(available)}); "
+                "install onnxruntime-gpu or use device cpu"
+            )
+        # The TensorRT EP is not used: the fused-attention contrib op would fall back node by node;
+        # the `tensorrt` backend is the TensorRT path.
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def make_session(artefact: str | Path, device: str = "cpu", num_threads: int | None = None) -> Any:
+    """An ``InferenceSession`` with the settings this package uses.
+
+    Graph optimisation ALL (fuses Gelu, LayerNorm, MatMul+Add, quantised MatMuls, ...), sequential
+    execution (one graph, no parallel branches worth an inter-op pool), ``num_threads`` intra-op threads
+    (default: onnxruntime's choice, the physical cores).
+
+    Args:
+        artefact: ONNX file.
+        device: ``cpu`` or ``cuda``.
+        num_threads: Intra-op threads, ``None`` for the default.
+
+    Returns:
+        The session.
+
+    Raises:
+        BackendError: If the file cannot be loaded (corrupt, truncated, unsupported op, ...).
+    """
+    ort = _import_ort()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if num_threads:
+        options.intra_op_num_threads = int(num_threads)
+    options.log_severity_level = 3  # errors only: ORT warns about harmless things on every load
+    try:
+        return ort.InferenceSession(str(artefact), sess_options=options, providers=providers_for(device))
+    except BackendError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        raise BackendError(f"onnxruntime cannot load {artefact} (corrupt or incompatible file): {exc}") from exc
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs an ONNX artefact in onnxruntime.
+
+    Args:
+        spec: ``precision`` picks the artefact (fp32 / fp16 / int8); ``artefact`` a prebuilt file, else the
+            graph is exported from ``checkpoint`` into ``cache_dir`` (reused while its sidecar matches).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, spec: BackendSpec) -> None:
+        super().__init__(spec)
+        self._session: Any = None
+        self._meta: dict[str, Any] = {}
+
+    def _expected(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "format": "onnx",
+            "precision": spec.precision,
+            "input_size": list(spec.input_size),
+            "model_hash": None if spec.checkpoint is None else model_hash(spec.checkpoint, spec.backbone),
+        }
+
+    def _resolve_artefact(self) -> Path:
+        spec = self.spec
+        expected = self._expected()
+        if spec.artefact is not None:
+            ok, reason = is_valid(spec.artefact, expected)
+            if not ok:
+                raise BackendError(f"ONNX artefact {spec.artefact} cannot be used: {reason}")
+            return spec.artefact
+        if spec.checkpoint is None:
+            raise BackendError("the onnxruntime backend needs an ONNX artefact or a checkpoint to export one")
+        from causal_tune_ros.backends.export import DEFAULT_OPSET, export_artefact
+
+        cache = ArtefactCache(spec.cache_dir)
+        path = cache.path_for(expected["model_hash"], spec.input_size, spec.precision, "onnx", f"opset{DEFAULT_OPSET}")
+        ok, reason = is_valid(path, expected)
+        if ok and not spec.force_rebuild:
+            return path
+        why = "forced rebuild" if spec.force_rebuild else reason
+        LOGGER.warning("exporting ONNX graph (%s), cache: %s", why, path)
+        return export_artefact(
+            spec.checkpoint, path, spec.input_size, "onnx", spec.precision, backbone=spec.backbone
+        )
+
+    def load(self) -> None:
+        """Find or export the artefact, check its sidecar and open a session.
+
+        Raises:
+            BackendError: Missing onnxruntime, stale / corrupt / mismatched artefact, unusable device,
+                or a graph whose inputs/outputs are not ``images``, ``band`` -> ``logits``.
+        """
+        if self._loaded:
+            return
+        if self.spec.precision == "fp16" and self.spec.device != "cuda":
+            raise BackendError("fp16 ONNX graphs need the CUDA provider; on CPU use fp32 or int8")
+        artefact = self._resolve_artefact()
+        meta = read_sidecar(artefact)
+        session = make_session(artefact, self.spec.device, self.spec.num_threads)
+        inputs = {i.name: i.shape for i in session.get_inputs()}
+        h, w = self.input_size
+        if inputs.get("images") != [1, 3, h, w] or inputs.get("band") != [2]:
+            raise BackendError(f"{artefact} takes inputs {inputs}, expected images [1, 3, {h}, {w}] and band [2]")
+        outputs = session.get_outputs()
+        if len(outputs) != 1 or outputs[0].name != "logits":
+            raise BackendError(f"{artefact} outputs {[o.name for o in outputs]}, expected ['logits']")
+        self._session, self._meta, self.artefact = session, meta, artefact
+        self.num_classes = int(outputs[0].shape[1])
+        self._loaded = True
+
+    def _run(self, images: np.ndarray, band: np.ndarray) -> np.ndarray:
+        session = self._session
+        # The graph has a static batch of 1 (as engines do); larger batches run image by image.
+        try:
+            results = [session.run(["logits"], {"images": images[i : i + 1], "band": band})[0] for i in range(len(images))]
+        except Exception as exc:
+            raise BackendError(f"onnxruntime inference failed: {exc}") from exc
+        return results[0] if len(results) == 1 else np.concatenate(results, axis=0)
+
+    def _versions(self) -> dict[str, str | None]:
+        return {"onnxruntime": library_version("onnxruntime"), "onnx_opset": str(self._meta.get("opset"))}
+
+    def _device_name(self) -> str:
+        if self._session is None:
+            return self.spec.device
+        return f"{self.spec.device} ({self._session.get_providers()[0]}, {os.cpu_count()} cpus)"
+
+    def describe(self) -> dict[str, Any]:
+        """See :meth:`Backend.describe`; adds ``model_hash`` and ``exporter`` from the sidecar."""
+        info = super().describe()
+        info["model_hash"] = self._meta.get("model_hash")
+        info["exporter"] = self._meta.get("exporter")
+        return info
+
+    def close(self) -> None:
+        """Drop the session."""
+        self._session = None
+        super().close()

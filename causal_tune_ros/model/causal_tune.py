@@ -1,0 +1,395 @@
+"""Causal-Tune: frequency-domain refinement of a frozen DINOv2 backbone, and the segmenter around it.
+
+After each tuned block ``i`` the block output ``f_i`` (B x (1 + R + N) x C) is refined (SPEC section 2):
+
+1. the N patch tokens, read as a channel-last grid ``x`` (B, H, W, C), go to the DCT domain,
+   ``X = D_H x D_W^T``;
+2. the Gaussian band-pass ``G`` of the run-time band keeps the causal component ``X_c = G * X``;
+3. every frequency position's C-vector attends to the layer's low-rank tokens ``T_i = A_i B_i``
+   (m x r times r x C): ``S = softmax(X_c T_i^T / sqrt(C))``, ``Delta = MLP_out(S MLP_tok(T_i) + X_c)``
+   with ``MLP_tok`` and ``MLP_out`` shared by all layers (single linear layers, as in Rein);
+4. ``f_i' = f_i + s * IDCT(Delta)`` on the patch tokens; class and register tokens pass unchanged;
+   ``s`` is one learnable scale, initialised small so the model starts as the frozen backbone.
+
+Layout: tokens stay channel-last from end to end. The patch-token slice of ``f_i`` *is* the (B, H, W, C)
+grid (rows of W tokens), so the DCT contracts H on a (B, H, W * C) view and W on (B * H, W, C) rows (see
+:mod:`causal_tune_ros.model.dct`); the per-position work is then three GEMMs on a (B * N, C) matrix with
+no permute or contiguous copy anywhere. The band-pass is folded into the DCT's W-stage matrices, ``s``
+and ``MLP_out`` into the token values and one weight (:meth:`CausalTune.prepare`, once per forward for
+all layers), and the residual addition into the last IDCT GEMM, so no element-wise pass over the
+(B, N, C) tensor remains besides the softmax over (B * N, m) scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.model.band_pass import gaussian_band_pass
+from causal_tune_ros.model.dct import dct_2d_channels_last, idct_2d_channels_last
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CausalTune", "CausalTuneSegmenter", "evenly_spaced_layers"]
+
+#: ImageNet statistics DINOv2 was trained with (RGB, images in [0, 1]).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def evenly_spaced_layers(depth: int, count: int = 4) -> list[int]:
+    """``count`` block indices spread evenly over ``depth`` blocks, ending at the last block.
+
+    ``ceil((k + 1) * depth / count) - 1`` for ``k = 0 .. count - 1``: ``[2, 5, 8, 11]`` for 12 blocks,
+    ``[5, 11, 17, 23]`` for 24, ``[9, 19, 29, 39]`` for 40 (DINOv2's linear-probe layers). Shallow test
+    models may repeat an index.
+
+    Args:
+        depth: Number of blocks (> 0).
+        count: Number of indices (> 0).
+
+    Returns:
+        Non-decreasing list of ``count`` indices in ``[0, depth)``.
+
+    Raises:
+        ConfigError: If ``depth`` or ``count`` is not positive.
+    """
+    if depth <= 0 or count <= 0:
+        raise ConfigError(f"evenly_spaced_layers needs depth > 0 and count > 0, got {depth}, {count}")
+    return [math.ceil((k + 1) * depth / count) - 1 for k in range(count)]
+
+
+class CausalTune(nn.Module):
+    """The learnable part of Causal-Tune: per-layer low-rank tokens, two shared projections, one scale.
+
+    Parameters (names as stored in checkpoints): ``tokens_a`` (L, m, r) and ``tokens_b`` (L, r, C), one
+    slice per tuned layer (``T_i = tokens_a[i] @ tokens_b[i]``); ``mlp_token`` (``MLP_tok``) and
+    ``mlp_out`` (``MLP_out``), ``Linear(C, C)`` shared by all layers; ``scale`` (``s``), a scalar.
+
+    Args:
+        embed_dim: Token width ``C``.
+        layers: Backbone block indices refined, in increasing order (``L`` = their count).
+        num_tokens: Tokens per layer ``m``.
+        rank: Rank ``r`` of the token factorisation.
+        scale_init: Initial ``s`` (1e-3 as in the official code; 0 reproduces the frozen backbone exactly).
+        patch_size: Backbone patch size; only sets the token initialisation range (as Rein does).
+
+    Raises:
+        ConfigError: For non-positive sizes or an empty / unsorted / repeated layer list.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        layers: Sequence[int],
+        num_tokens: int = 100,
+        rank: int = 16,
+        scale_init: float = 1e-3,
+        patch_size: int = 14,
+    ) -> None:
+        super().__init__()
+        layers = [int(i) for i in layers]
+        if not layers or sorted(set(layers)) != layers:
+            raise ConfigError(f"Causal-Tune layers must be a non-empty increasing list, got {layers}")
+        for name, value in (("embed_dim", embed_dim), ("num_tokens", num_tokens), ("rank", rank)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"Causal-Tune {name} must be a positive integer, got {value!r}")
+        if not math.isfinite(float(scale_init)):
+            raise ConfigError(f"Causal-Tune scale_init must be finite, got {scale_init!r}")
+        self.embed_dim = embed_dim
+        self.layers: tuple[int, ...] = tuple(layers)
+        self.num_tokens = num_tokens
+        self.rank = rank
+        self.scale_init = float(scale_init)
+        self._slot = {layer: k for k, layer in enumerate(self.layers)}
+
+        count = len(self.layers)
+        self.tokens_a = nn.Parameter(torch.empty(count, num_tokens, rank))
+        self.tokens_b = nn.Parameter(torch.empty(count, rank, embed_dim))
+        self.mlp_token = nn.Linear(embed_dim, embed_dim)
+        self.mlp_out = nn.Linear(embed_dim, embed_dim)
+        self.scale = nn.Parameter(torch.tensor(self.scale_init))
+        self.reset_parameters(patch_size)
+
+    def reset_parameters(self, patch_size: int = 14) -> None:
+        """Initialise tokens uniformly in a range sized like a ViT patch embedding's fan (as Rein does),
+        the projections with PyTorch's default ``Linear`` init (biases zero) and ``s`` to ``scale_init``.
+
+        Args:
+            patch_size: Backbone patch size entering the token range.
+        """
+        bound = math.sqrt(6.0 / float(3 * patch_size * patch_size + self.embed_dim))
+        nn.init.uniform_(self.tokens_a, -bound, bound)
+        nn.init.uniform_(self.tokens_b, -bound, bound)
+        for linear in (self.mlp_token, self.mlp_out):
+            nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5))
+            nn.init.zeros_(linear.bias)
+        with torch.no_grad():
+            self.scale.fill_(self.scale_init)
+
+    def extra_repr(self) -> str:
+        return f"layers={list(self.layers)}, num_tokens={self.num_tokens}, rank={self.rank}, dim={self.embed_dim}"
+
+    def tokens(self) -> torch.Tensor:
+        """The full tokens ``T_i = A_i B_i`` of every tuned layer.
+
+        Returns:
+            (L, m, C) tensor.
+        """
+        return torch.bmm(self.tokens_a, self.tokens_b)
+
+    def prepare(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-forward constants that depend on the parameters only (computed once for all layers).
+
+        ``s`` and ``MLP_out`` are folded in: since every row of ``S`` sums to one,
+        ``s * MLP_out(S V + X_c) = S (s * MLP_out(V)) + X_c (s * W_out)^T`` with ``V = MLP_tok(T)``
+        (``MLP_out``'s bias rides on the first term). Per position this leaves two GEMMs and no bias pass.
+
+        Returns:
+            ``(keys, values, out_weight)``: ``keys`` (L, m, C) = ``T_i / sqrt(C)``; ``values`` (L, m, C) =
+            ``s * MLP_out(MLP_tok(T_i))``; ``out_weight`` (C, C) = ``s * W_out``.
+        """
+        tokens = self.tokens()
+        keys = tokens * (1.0 / math.sqrt(self.embed_dim))
+        values = self.mlp_out(self.mlp_token(tokens)) * self.scale
+        return keys, values, self.mlp_out.weight * self.scale
+
+    def refine(
+        self,
+        tokens: torch.Tensor,
+        layer: int,
+        grid: tuple[int, int],
+        num_prefix_tokens: int,
+        mask: torch.Tensor | None,
+        prepared: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """Refine one block's output: ``f' = f + s * IDCT(MLP_out(S MLP_tok(T) + X_c))`` on patch tokens.
+
+        Under ``torch.inference_mode`` the update is accumulated into ``tokens`` in place (the block output
+        is not needed afterwards; this saves a copy of the whole token tensor per layer). Otherwise, for
+        autograd and graph export, a new tensor is returned and ``tokens`` is left untouched.
+
+        Args:
+            tokens: (B, P + H * W, C) block output (P prefix tokens, then patches row by row).
+            layer: Backbone block index (one of ``layers``).
+            grid: Patch grid ``(H, W)``.
+            num_prefix_tokens: ``P`` = 1 + register tokens; these pass through bit-identical.
+            mask: (H, W) band-pass ``G`` in ``tokens``' dtype, or ``None`` for the full spectrum.
+            prepared: The output of :meth:`prepare`.
+
+        Returns:
+            (B, P + H * W, C) refined tokens.
+        """
+        keys, values, out_weight = prepared
+        slot = self._slot[layer]
+        B, _, C = tokens.shape
+        H, W = grid
+        patches = tokens[:, num_prefix_tokens:].view(B, H, W, C)  # a view: rows of the patch grid
+        spectrum = dct_2d_channels_last(patches, mask)  # G * X, contiguous (B, H, W, C)
+        flat = spectrum.view(B * H * W, C)
+        attention = torch.softmax(torch.mm(flat, keys[slot].t()), dim=-1)  # S (B N, m)
+        # s * MLP_out(S V + X_c) = X_c (s W_out)^T + S (s MLP_out(V)); addmm_ accumulates in place.
+        delta = torch.mm(flat, out_weight.t()).addmm_(attention, values[slot]).view(B, H, W, C)
+        if torch.is_inference_mode_enabled():
+            idct_2d_channels_last(delta, patches, inplace=True)
+            return tokens
+        refined = idct_2d_channels_last(delta, patches).view(B, H * W, C)  # patches + IDCT(delta)
+        return torch.cat((tokens[:, :num_prefix_tokens], refined), dim=1)
+
+
+class CausalTuneSegmenter(nn.Module):
+    """Frozen DINOv2 backbone + Causal-Tune refinement + decode head: images in [0, 1] -> class logits.
+
+    Args:
+        backbone: A :class:`~causal_tune_ros.model.dinov2.DinoV2` (or any module with ``prepare_tokens``,
+            ``blocks``, ``norm``, ``embed_dim``, ``depth``, ``patch_size``, ``num_prefix_tokens``). It is
+            frozen here: ``requires_grad`` off and kept in eval mode by :meth:`train`.
+        head: Decode head with ``num_inputs``, ``in_channels``, ``num_classes``, ``config`` and
+            ``forward(features, out_size)`` (e.g. :class:`~causal_tune_ros.model.heads.LightHead`).
+        layers: Blocks refined by Causal-Tune (indices, negative allowed); ``None`` = all blocks.
+        num_tokens: Tokens per layer ``m`` (100).
+        rank: Token rank ``r`` (16).
+        scale_init: Initial refinement scale ``s`` (1e-3).
+        feature_layers: Blocks whose (refined, final-LayerNormed) patch tokens feed the head; ``None`` =
+            ``head.num_inputs`` evenly spaced blocks (:func:`evenly_spaced_layers`).
+        band_pass_enabled: When ``False`` the refinement sees the full spectrum ``X`` instead of ``G * X``
+            whatever band is passed (the "filter off" ablation). Also settable later as an attribute.
+
+    Attributes:
+        backbone, tuner (:class:`CausalTune`), head, num_classes, feature_layers, band_pass_enabled.
+
+    Raises:
+        ConfigError: For layer indices out of range, or a head that does not fit the backbone.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        layers: Sequence[int] | None = None,
+        num_tokens: int = 100,
+        rank: int = 16,
+        scale_init: float = 1e-3,
+        feature_layers: Sequence[int] | None = None,
+        band_pass_enabled: bool = True,
+    ) -> None:
+        super().__init__()
+        depth = int(backbone.depth)
+        embed_dim = int(backbone.embed_dim)
+        tuned = sorted({self._layer_index(i, depth, "layers") for i in (range(depth) if layers is None else layers)})
+        if not tuned:
+            raise ConfigError("layers is empty; pass None to tune every block")
+        if feature_layers is None:
+            feature_layers = evenly_spaced_layers(depth, int(head.num_inputs))
+        feature_layers = [self._layer_index(i, depth, "feature_layers") for i in feature_layers]
+        if len(feature_layers) != int(head.num_inputs):
+            raise ConfigError(
+                f"the head takes {head.num_inputs} feature grids but feature_layers has {len(feature_layers)}"
+            )
+        if int(head.in_channels) != embed_dim:
+            raise ConfigError(f"head in_channels {head.in_channels} != backbone embed_dim {embed_dim}")
+
+        self.backbone = backbone
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.backbone.eval()
+        self.tuner = CausalTune(
+            embed_dim, tuned, num_tokens=num_tokens, rank=rank, scale_init=scale_init, patch_size=backbone.patch_size
+        )
+        self.head = head
+        self.num_classes: int = int(head.num_classes)
+        self.feature_layers: tuple[int, ...] = tuple(feature_layers)
+        self.band_pass_enabled = bool(band_pass_enabled)
+        # Normalisation lives in the graph (exported engines take [0, 1] RGB); not saved in checkpoints.
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @staticmethod
+    def _layer_index(index: int, depth: int, what: str) -> int:
+        index = int(index)
+        if not -depth <= index < depth:
+            raise ConfigError(f"{what}: block index {index} out of range for a {depth}-block backbone")
+        return index % depth
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-able dict of everything but the backbone needed to rebuild this model.
+
+        ``CausalTuneSegmenter(backbone, build_head(c["head"]), **{k: c[k] for k in CONSTRUCTOR_KEYS})``.
+        """
+        return {
+            "layers": list(self.tuner.layers),
+            "num_tokens": self.tuner.num_tokens,
+            "rank": self.tuner.rank,
+            "scale_init": self.tuner.scale_init,
+            "feature_layers": list(self.feature_layers),
+            "band_pass_enabled": self.band_pass_enabled,
+            "num_classes": self.num_classes,
+            "head": dict(self.head.config),
+        }
+
+    #: Keys of :attr:`config` that are constructor arguments (the rest: ``head``, ``num_classes``).
+    CONSTRUCTOR_KEYS = ("layers", "num_tokens", "rank", "scale_init", "feature_layers", "band_pass_enabled")
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters an optimiser should update: tokens, projections, scale and head.
+
+        Returns:
+            List of parameters with ``requires_grad`` set (the backbone contributes none).
+        """
+        return [p for p in (*self.tuner.parameters(), *self.head.parameters()) if p.requires_grad]
+
+    def train(self, mode: bool = True) -> CausalTuneSegmenter:
+        """Set training mode on the tuner and head; the frozen backbone always stays in eval mode.
+
+        Args:
+            mode: Training (True) or evaluation (False).
+
+        Returns:
+            ``self``.
+        """
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    # ------------------------------------------------------------------ forward
+
+    def _band_mask(self, band: torch.Tensor | None, grid: tuple[int, int], like: torch.Tensor) -> torch.Tensor | None:
+        if band is None or not self.band_pass_enabled:
+            return None
+        if not isinstance(band, torch.Tensor):
+            raise TypeError(
+                f"band must be a float32 tensor (2,) = (r_low, r_high) or None, got {type(band).__name__}"
+            )
+        mask = gaussian_band_pass(grid[0], grid[1], band.to(device=like.device, dtype=torch.float32))
+        return mask.to(like.dtype)
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"images must be a (B, 3, H, W) RGB tensor in [0, 1], got {shape}")
+        if not images.dtype.is_floating_point:
+            raise ValueError(f"images must be floating point in [0, 1], got {images.dtype}")
+
+    def features(self, images: torch.Tensor, band: torch.Tensor | None) -> list[torch.Tensor]:
+        """Run the refined backbone and return the head's input grids.
+
+        Args:
+            images: (B, 3, H, W) float RGB in [0, 1], H and W multiples of the patch size (14).
+            band: (2,) float tensor ``(r_low, r_high)``, or ``None`` for the full, unfiltered spectrum.
+
+        Returns:
+            One (B, C, H / 14, W / 14) grid per ``feature_layers`` entry: refined tokens after that block,
+            final LayerNorm applied (a channel-last view, no copy).
+
+        Raises:
+            ValueError: For a bad image tensor (shape, dtype, sides not multiples of 14).
+            TypeError: If ``band`` is neither a tensor nor ``None``.
+        """
+        self._check_images(images)
+        B, _, H, W = images.shape
+        backbone = self.backbone
+        x = backbone.prepare_tokens((images - self.pixel_mean) / self.pixel_std)
+        # int(): exported graphs are built for one input size; keeps tracers from turning sides into tensors.
+        grid = (int(H) // backbone.patch_size, int(W) // backbone.patch_size)
+        prefix = backbone.num_prefix_tokens
+        mask = self._band_mask(band, grid, x)
+        prepared = self.tuner.prepare()
+        tuned = self.tuner._slot
+        wanted = set(self.feature_layers)
+        captured: dict[int, torch.Tensor] = {}
+        for i, block in enumerate(backbone.blocks[: max(self.feature_layers) + 1]):
+            x = block(x)
+            if i in tuned:
+                x = self.tuner.refine(x, i, grid, prefix, mask, prepared)
+            if i in wanted:
+                captured[i] = x
+        grids = []
+        for i in self.feature_layers:
+            patches = backbone.norm(captured[i])[:, prefix:]
+            grids.append(patches.reshape(B, grid[0], grid[1], -1).permute(0, 3, 1, 2))
+        return grids
+
+    def forward(self, images: torch.Tensor, band: torch.Tensor | None) -> torch.Tensor:
+        """Segment a batch.
+
+        Args:
+            images: (B, 3, H, W) float32 RGB in [0, 1], H and W multiples of 14.
+            band: (2,) float32 ``(r_low, r_high)`` (a run-time input; exported graphs keep it as one), or
+                ``None`` to run with the band-pass off.
+
+        Returns:
+            (B, num_classes, H // 4, W // 4) logits.
+
+        Raises:
+            ValueError: For a bad image tensor.
+            TypeError: If ``band`` is neither a tensor nor ``None``.
+        """
+        feats = self.features(images, band)
+        return self.head(feats, (images.shape[-2] // 4, images.shape[-1] // 4))

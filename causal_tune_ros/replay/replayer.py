@@ -1,0 +1,619 @@
+"""The offline replay loop: bag in -> segmentation outputs -> bag out, in three overlapping stages.
+
+    reader thread      read raw message -> deserialise -> decode to RGB -> pick the weather band
+    calling thread     SegmentationPipeline.process (the model)
+    writer thread      copy the input message raw -> build + serialise outputs -> write -> video -> progress
+
+PyTorch releases the GIL while it computes, so reading/decoding the next frame and writing the previous
+one overlap the model instead of adding to it. Bounded queues keep memory flat on long bags. Images are
+never copied on the way in (``rgb8`` data is viewed in place) and input messages are copied to the output
+bag as the raw CDR bytes they were stored as.
+
+Output topics per camera topic (see :func:`output_topics`): ``<ns>/class_mask`` (mono8 train ids),
+``<ns>/overlay`` (rgb8), ``<ns>/drivable_mask`` (mono8, 255 drivable) and ``<ns>/weather``
+(std_msgs/String, the condition whose band was used), each stamped with the input message's log time
+and carrying its header (stamp and frame_id).
+
+Frames that cannot be decoded (truncated data, corrupt JPEG, bad CDR) are skipped and counted; the
+replay goes on.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from causal_tune_ros.band import Band
+from causal_tune_ros.errors import BagError, CausalTuneError, ConfigError, ImageConversionError
+from causal_tune_ros.replay.bag_io import (
+    IMAGE_TYPE,
+    STRING_TYPE,
+    BagMessage,
+    BagReader,
+    BagWriter,
+    deserialize,
+    msg_class,
+)
+from causal_tune_ros.replay.progress import Progress
+from causal_tune_ros.replay.video import SideBySideVideo, video_path_for_topic
+
+LOG = logging.getLogger(__name__)
+
+#: Output sub-topics written per camera topic, in this order.
+OUTPUT_NAMES = ("class_mask", "overlay", "drivable_mask", "weather")
+
+#: Image-name suffixes stripped to find a camera's namespace (``/cam/image_raw/compressed`` -> ``/cam``).
+_TRANSPORT_SUFFIXES = ("compressed",)
+
+_QUEUE_SIZE = 8  # frames in flight between stages: enough to hide jitter, small enough for 4K images
+_MAX_REASONS = 5  # skip reasons kept per topic for the summary
+
+
+def camera_namespace(topic: str) -> str:
+    """Namespace of a camera topic.
+
+    ``/front/image_raw`` -> ``/front``; ``/front/image_raw/compressed`` -> ``/front``; ``/image`` -> ``""``.
+    """
+    parts = [p for p in topic.split("/") if p]
+    if parts and parts[-1] in _TRANSPORT_SUFFIXES:
+        parts = parts[:-1]
+    parts = parts[:-1]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def output_topics(image_topics: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Output topic names for each input image topic.
+
+    Outputs go beside the camera (``<ns>/class_mask`` ...). When two input topics share a namespace
+    (``/cam/image_raw`` and ``/cam/image_rect``) each uses its full topic name as namespace instead, so
+    no two inputs ever write to the same output topic.
+
+    Args:
+        image_topics: Input image topics.
+
+    Returns:
+        ``{input_topic: {"class_mask": ..., "overlay": ..., "drivable_mask": ..., "weather": ...}}``.
+    """
+    namespaces = {t: camera_namespace(t) for t in image_topics}
+    shared = {ns for ns in namespaces.values() if list(namespaces.values()).count(ns) > 1}
+    result = {}
+    for topic, ns in namespaces.items():
+        base = topic.rstrip("/") if ns in shared else ns
+        result[topic] = {name: f"{base}/{name}" for name in OUTPUT_NAMES}
+    return result
+
+
+@dataclass
+class ReplayOptions:
+    """What to replay and how.
+
+    Attributes:
+        topics: Image topics to process (``None``: every Image / CompressedImage topic).
+        weather: ``"auto"`` (classify each frame, per camera, with hysteresis), ``"topic"`` (the latest
+            std_msgs/String on ``weather_topic`` in the input bag) or a condition name (fixed).
+        weather_topic: Input topic for ``weather="topic"``.
+        band: Force this band on every frame (the condition is still classified and written).
+        max_frames: Stop after this many processed frames (the output bag ends there).
+        every: Process every N-th frame of each topic; the others are only copied.
+        video: Side-by-side MP4 path (one file per camera, suffixed with the topic when several).
+        video_fps: Video frame rate (``None``: the camera's rate in the bag, divided by ``every``).
+        overlay: Write the ``overlay`` topic (the video needs the overlay either way).
+        copy_input: Copy every input message into the output bag.
+        storage: Output storage ``mcap`` / ``sqlite3`` (``None``: from the output suffix, else as the input).
+        overwrite: Replace an existing output bag.
+        progress: Show progress (bar on a terminal, log lines otherwise).
+    """
+
+    topics: Sequence[str] | None = None
+    weather: str = "auto"
+    weather_topic: str = "/weather"
+    band: Band | None = None
+    max_frames: int | None = None
+    every: int = 1
+    video: str | Path | None = None
+    video_fps: float | None = None
+    overlay: bool = True
+    copy_input: bool = True
+    storage: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TopicStats:
+    """Per input topic counts.
+
+    Attributes:
+        frames: Image messages seen (including skipped and ``every``-thinned ones).
+        processed: Frames run through the model and written.
+        corrupt: Frames skipped because they could not be decoded.
+        failed: Frames the model could not process (e.g. non-finite output).
+        reasons: The first few skip reasons, ``"t=<ns>: <reason>"``.
+        conditions: How many frames were processed under each weather condition.
+    """
+
+    frames: int = 0
+    processed: int = 0
+    corrupt: int = 0
+    failed: int = 0
+    reasons: list[str] = field(default_factory=list)
+    conditions: dict[str, int] = field(default_factory=dict)
+
+    def note(self, stamp: int, reason: str) -> None:
+        """Keep a skip reason (the first few only)."""
+        if len(self.reasons) < _MAX_REASONS:
+            self.reasons.append(f"t={stamp}: {reason}")
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did.
+
+    Attributes:
+        input_path: Input bag.
+        output_path: Output bag.
+        storage: Output storage plugin.
+        topics: Per input image topic statistics.
+        outputs: Per input image topic, its output topic names.
+        copied: Input messages copied to the output bag.
+        seconds: Wall time of the whole replay.
+        model_seconds: Time spent in ``SegmentationPipeline.process`` (the model stage).
+        videos: Video files written.
+    """
+
+    input_path: Path
+    output_path: Path
+    storage: str
+    topics: dict[str, TopicStats]
+    outputs: dict[str, dict[str, str]]
+    copied: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    videos: list[Path] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        """Frames processed over all topics."""
+        return sum(s.processed for s in self.topics.values())
+
+    @property
+    def skipped(self) -> int:
+        """Frames skipped (corrupt or failed) over all topics."""
+        return sum(s.corrupt + s.failed for s in self.topics.values())
+
+    @property
+    def fps(self) -> float:
+        """Processed frames per wall-clock second."""
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        """A human-readable multi-line report."""
+        lines = [f"replay: {self.input_path} -> {self.output_path} ({self.storage})"]
+        for topic, s in self.topics.items():
+            out = self.outputs[topic]
+            ns = out["class_mask"].rsplit("/", 1)[0] or ""
+            line = f"  {topic}: {s.frames} frames, {s.processed} processed"
+            if s.corrupt:
+                line += f", {s.corrupt} skipped as corrupt"
+            if s.failed:
+                line += f", {s.failed} failed in the model"
+            if s.conditions:
+                line += " [" + ", ".join(f"{c}: {n}" for c, n in sorted(s.conditions.items())) + "]"
+            lines.append(line + f" -> {ns}/{{{','.join(OUTPUT_NAMES)}}}")
+            lines.extend(f"    skipped {r}" for r in s.reasons)
+        lines.append(f"  skipped frames: {self.skipped}")
+        lines.append(f"  input messages copied: {self.copied}")
+        share = 100 * self.model_seconds / self.seconds if self.seconds > 0 else 0.0
+        lines.append(
+            f"  {self.processed} frames in {self.seconds:.2f} s ({self.fps:.2f} fps); "
+            f"model {self.model_seconds:.2f} s ({share:.0f}% of the time)"
+        )
+        lines.extend(f"  video: {v}" for v in self.videos)
+        return "\n".join(lines)
+
+
+@dataclass
+class _Frame:
+    topic: str
+    stamp: int  # log time, ns
+    header: Any
+    rgb: np.ndarray | None
+    condition: str
+    band: Band
+    error: str | None = None
+
+
+@dataclass
+class _Item:
+    message: BagMessage | None  # None: not copied
+    frame: _Frame | None = None
+    result: Any = None
+
+
+_DONE = object()
+
+#: Called in the writer thread for every processed frame: ``(topic, stamp_ns, rgb, result, condition)``.
+FrameCallback = Callable[[str, int, np.ndarray, Any, str], None]
+
+
+class _WeatherSource:
+    """Picks the condition and band of each frame according to :attr:`ReplayOptions.weather`."""
+
+    def __init__(self, options: ReplayOptions, presets: dict[str, Band], bag: BagReader) -> None:
+        from causal_tune_ros.weather import CONDITIONS
+
+        self.mode = options.weather
+        self.presets = presets
+        self.forced = options.band
+        self._classifiers: dict[str, Any] = {}
+        self._times: list[int] = []
+        self._values: list[str] = []
+        if self.mode == "topic":
+            if options.weather_topic not in bag.topics:
+                raise BagError(f"--weather topic: the bag has no {options.weather_topic} topic")
+            if bag.topics[options.weather_topic] != STRING_TYPE:
+                found = bag.topics[options.weather_topic]
+                raise BagError(f"{options.weather_topic} is {found}, not {STRING_TYPE}")
+            # One cheap pass over the small String messages, so a frame logged at the same instant as
+            # its weather message gets it whatever order the storage returns ties in.
+            for m in bag.messages([options.weather_topic]):
+                value = str(deserialize(m.data, STRING_TYPE).data).strip().lower()
+                if value not in presets:
+                    LOG.warning("ignoring unknown condition %r on %s", value, options.weather_topic)
+                    continue
+                self._times.append(m.timestamp)
+                self._values.append(value)
+        elif self.mode != "auto" and self.mode not in presets:
+            raise ConfigError(
+                f"unknown weather {self.mode!r}; expected auto, topic or one of {', '.join(CONDITIONS)}"
+            )
+
+    def pick(self, topic: str, stamp: int, rgb: np.ndarray) -> tuple[str, Band]:
+        if self.mode == "auto":
+            if topic not in self._classifiers:
+                from causal_tune_ros.weather import WeatherClassifier
+
+                self._classifiers[topic] = WeatherClassifier()
+            condition = str(self._classifiers[topic].update(rgb))
+        elif self.mode == "topic":
+            i = bisect.bisect_right(self._times, stamp) - 1
+            condition = self._values[i] if i >= 0 else "clear"
+        else:
+            condition = self.mode
+        band = self.forced or self.presets.get(condition) or self.presets["clear"]
+        return condition, band
+
+
+def _decode(msg: BagMessage) -> tuple[Any, np.ndarray]:
+    """CDR bytes of an Image / CompressedImage -> (header, RGB view)."""
+    from causal_tune_ros.imaging import compressed_to_rgb, image_to_rgb
+
+    ros_msg = deserialize(msg.data, msg.msgtype)
+    rgb = image_to_rgb(ros_msg) if msg.msgtype == IMAGE_TYPE else compressed_to_rgb(ros_msg)
+    return ros_msg.header, rgb
+
+
+class Replayer:
+    """Runs a :class:`~causal_tune_ros.pipeline.SegmentationPipeline` over the image topics of a bag.
+
+    Args:
+        pipeline: Anything with ``process(rgb, band, overlay=..., confidence=...)`` returning a
+            ``SegmentationResult`` (class_mask, overlay, drivable_mask).
+        options: :class:`ReplayOptions`.
+        band_presets: Condition -> band (default: :func:`causal_tune_ros.weather.load_band_presets`).
+        on_frame: Optional callback per processed frame (runs in the writer thread).
+    """
+
+    def __init__(
+        self,
+        pipeline: Any,
+        options: ReplayOptions | None = None,
+        band_presets: dict[str, Band] | None = None,
+        on_frame: FrameCallback | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.options = options or ReplayOptions()
+        if self.options.every < 1:
+            raise ConfigError(f"--every must be >= 1, got {self.options.every}")
+        if self.options.max_frames is not None and self.options.max_frames < 1:
+            raise ConfigError(f"--max-frames must be >= 1, got {self.options.max_frames}")
+        if band_presets is None:
+            from causal_tune_ros.weather import load_band_presets
+
+            band_presets = load_band_presets()
+        self.band_presets = dict(band_presets)
+        self.on_frame = on_frame
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------------------------------ public
+
+    def run(self, in_path: str | Path, out_path: str | Path) -> ReplaySummary:
+        """Replay ``in_path`` into a new bag ``out_path``.
+
+        Args:
+            in_path: rosbag2 folder, or a bare ``.mcap`` / ``.db3`` file.
+            out_path: Bag folder to create.
+
+        Returns:
+            The :class:`ReplaySummary`.
+
+        Raises:
+            BagError: The input cannot be opened or has no image topic, a requested topic is missing,
+                the output exists or cannot be written.
+            ConfigError: Bad options (unknown weather condition, ...).
+        """
+        in_path, out_path = Path(in_path), Path(out_path)
+        if out_path.resolve() == in_path.resolve():
+            raise BagError("the output bag must differ from the input bag")
+        opts = self.options
+        started = time.perf_counter()
+        self._stop.clear()
+        with BagReader(in_path) as bag:
+            image_topics = bag.image_topics()
+            if opts.topics:
+                unknown = [t for t in opts.topics if t not in image_topics]
+                if unknown:
+                    raise BagError(
+                        f"{in_path}: no image topic {', '.join(unknown)}; "
+                        f"image topics in the bag: {', '.join(image_topics) or '(none)'}"
+                    )
+                image_topics = [t for t in image_topics if t in set(opts.topics)]
+            if not image_topics:
+                raise BagError(f"{in_path} has no sensor_msgs/Image or CompressedImage topic")
+            weather = _WeatherSource(opts, self.band_presets, bag)
+            storage = opts.storage or _storage_like(in_path, out_path, bag)
+            outputs = output_topics(image_topics)
+            summary = ReplaySummary(
+                input_path=in_path,
+                output_path=out_path,
+                storage=storage,
+                topics={t: TopicStats() for t in image_topics},
+                outputs=outputs,
+            )
+            total = sum(-(-bag.count(t) // opts.every) for t in image_topics)
+            if opts.max_frames:
+                total = min(total, opts.max_frames)
+            fps = self._video_fps(bag, image_topics)
+            with BagWriter(out_path, storage=storage, overwrite=opts.overwrite) as writer:
+                if opts.copy_input:
+                    for topic, msgtype in bag.topics.items():
+                        writer.add_topic(topic, msgtype, qos=bag.qos(topic))
+                for topic in image_topics:
+                    for name, out_topic in outputs[topic].items():
+                        if name == "overlay" and not opts.overlay:
+                            continue
+                        writer.add_topic(out_topic, STRING_TYPE if name == "weather" else IMAGE_TYPE)
+                progress = Progress(total, label="replay", enabled=opts.progress)
+                videos: dict[str, SideBySideVideo] = {}
+                if opts.video:
+                    for topic in image_topics:
+                        path = video_path_for_topic(opts.video, topic, len(image_topics))
+                        videos[topic] = SideBySideVideo(path, fps=fps.get(topic, 10.0))
+                try:
+                    self._pipeline_stages(bag, writer, image_topics, weather, summary, videos, progress)
+                finally:
+                    progress.close()
+                    for v in videos.values():
+                        v.close()
+                summary.videos = [v.path for v in videos.values() if v.frames]
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    # --------------------------------------------------------------------------------------- internals
+
+    def _video_fps(self, bag: BagReader, topics: Sequence[str]) -> dict[str, float]:
+        if self.options.video_fps:
+            return dict.fromkeys(topics, float(self.options.video_fps))
+        seconds = bag.duration / 1e9
+        rates = {}
+        for t in topics:
+            n = bag.count(t)
+            rate = (n - 1) / seconds if n > 1 and seconds > 0 else 10.0
+            rates[t] = max(min(rate / self.options.every, 120.0), 1.0)
+        return rates
+
+    def _pipeline_stages(
+        self,
+        bag: BagReader,
+        writer: BagWriter,
+        image_topics: list[str],
+        weather: _WeatherSource,
+        summary: ReplaySummary,
+        videos: dict[str, SideBySideVideo],
+        progress: Progress,
+    ) -> None:
+        to_model: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
+        to_writer: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
+        errors: list[BaseException] = []
+
+        def reader() -> None:
+            try:
+                self._read(bag, image_topics, weather, summary, to_model)
+            except BaseException as exc:  # handed to the calling thread, re-raised there
+                errors.append(exc)
+                self._stop.set()
+            finally:
+                _put(to_model, _DONE, self._stop, force=True)
+
+        def write() -> None:
+            try:
+                self._write(writer, summary, videos, progress, to_writer)
+            except BaseException as exc:
+                errors.append(exc)
+                self._stop.set()
+                _drain(to_writer)
+
+        threads = [
+            threading.Thread(target=reader, name="replay-reader", daemon=True),
+            threading.Thread(target=write, name="replay-writer", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            self._model_loop(summary, to_model, to_writer)
+        except BaseException as exc:
+            errors.append(exc)
+            self._stop.set()
+            _drain(to_model)
+        finally:
+            _put(to_writer, _DONE, self._stop, force=True)
+            for t in threads:
+                t.join()
+        if errors:
+            # The first error is the cause; later ones are usually consequences of stopping.
+            raise errors[0]
+
+    def _read(
+        self,
+        bag: BagReader,
+        image_topics: list[str],
+        weather: _WeatherSource,
+        summary: ReplaySummary,
+        out: queue.Queue,
+    ) -> None:
+        opts = self.options
+        wanted = set(image_topics)
+        emitted = 0
+        seen: dict[str, int] = dict.fromkeys(image_topics, 0)
+        topics = None if opts.copy_input else image_topics
+        for msg in bag.messages(topics):
+            if self._stop.is_set():
+                return
+            item = _Item(message=msg if opts.copy_input else None)
+            if msg.topic in wanted:
+                stats = summary.topics[msg.topic]
+                stats.frames += 1
+                index = seen[msg.topic]
+                seen[msg.topic] += 1
+                if index % opts.every == 0:
+                    item.frame = self._prepare(msg, weather)
+                    emitted += 1
+            if item.message is not None or item.frame is not None:
+                _put(out, item, self._stop)
+            if opts.max_frames and emitted >= opts.max_frames:
+                return
+
+    def _prepare(self, msg: BagMessage, weather: _WeatherSource) -> _Frame:
+        try:
+            header, rgb = _decode(msg)
+        except (BagError, ImageConversionError) as exc:
+            return _Frame(msg.topic, msg.timestamp, None, None, "", weather.presets["clear"], error=str(exc))
+        condition, band = weather.pick(msg.topic, msg.timestamp, rgb)
+        return _Frame(msg.topic, msg.timestamp, header, rgb, condition, band)
+
+    def _model_loop(self, summary: ReplaySummary, inbox: queue.Queue, outbox: queue.Queue) -> None:
+        want_overlay = self.options.overlay or bool(self.options.video)
+        while True:
+            item = inbox.get()
+            if item is _DONE:
+                return
+            frame = item.frame
+            if frame is not None and frame.error is None:
+                t0 = time.perf_counter()
+                try:
+                    item.result = self.pipeline.process(
+                        frame.rgb, frame.band, overlay=want_overlay, confidence=False
+                    )
+                except CausalTuneError as exc:
+                    # One bad frame (e.g. non-finite logits) must not end a long replay.
+                    frame.error = f"model failed: {exc}"
+                    item.result = None
+                summary.model_seconds += time.perf_counter() - t0
+            if not _put(outbox, item, self._stop):
+                return
+
+    def _write(
+        self,
+        writer: BagWriter,
+        summary: ReplaySummary,
+        videos: dict[str, SideBySideVideo],
+        progress: Progress,
+        inbox: queue.Queue,
+    ) -> None:
+        from causal_tune_ros.imaging import numpy_to_image
+
+        image_cls = msg_class(IMAGE_TYPE)
+        string_cls = msg_class(STRING_TYPE)
+        while True:
+            item = inbox.get()
+            if item is _DONE:
+                return
+            if item.message is not None:
+                writer.write(item.message.topic, item.message.timestamp, item.message.data)
+                summary.copied += 1
+            frame = item.frame
+            if frame is None:
+                continue
+            stats = summary.topics[frame.topic]
+            if frame.error is not None:
+                if item.result is None and frame.error.startswith("model failed"):
+                    stats.failed += 1
+                else:
+                    stats.corrupt += 1
+                stats.note(frame.stamp, frame.error)
+                LOG.warning("%s: skipping frame at t=%d: %s", frame.topic, frame.stamp, frame.error)
+                progress.update()
+                continue
+            result, out, t = item.result, summary.outputs[frame.topic], frame.stamp
+            h = frame.header
+            images = [
+                ("class_mask", result.class_mask, "mono8"),
+                ("drivable_mask", result.drivable_mask, "mono8"),
+            ]
+            if self.options.overlay:
+                images.insert(1, ("overlay", result.overlay, "rgb8"))
+            for name, array, encoding in images:
+                writer.write_message(out[name], t, numpy_to_image(array, encoding, h, image_cls))
+            writer.write_message(out["weather"], t, string_cls(data=frame.condition))
+            if frame.topic in videos:
+                videos[frame.topic].write(frame.rgb, result.overlay)
+            stats.processed += 1
+            stats.conditions[frame.condition] = stats.conditions.get(frame.condition, 0) + 1
+            if self.on_frame is not None:
+                self.on_frame(frame.topic, t, frame.rgb, result, frame.condition)
+            progress.update()
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event, force: bool = False) -> bool:
+    """Put with a stop check, so a stage blocked on a full queue notices another stage's failure.
+
+    Returns False if it gave up because of ``stop`` (``force`` keeps trying: the end marker must arrive).
+    """
+    while True:
+        if stop.is_set() and not force:
+            return False
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            if stop.is_set() and force:
+                _drain(q)
+
+
+def _drain(q: queue.Queue) -> None:
+    """Empty a queue so a producer blocked on it can finish."""
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _storage_like(in_path: Path, out_path: Path, bag: BagReader) -> str:
+    """Output storage: from the output suffix if it names one, else the input's storage."""
+    suffix = out_path.suffix
+    if suffix in (".mcap", ".db3"):
+        return "mcap" if suffix == ".mcap" else "sqlite3"
+    if in_path.is_file():
+        return "mcap" if in_path.suffix == ".mcap" else "sqlite3"
+    files = list(in_path.glob("*.mcap"))
+    return "mcap" if files else "sqlite3"

@@ -1,0 +1,329 @@
+"""Weather renderings of one scene geometry: clear, snow, rain, fog and night.
+
+Each rendering starts from the same :class:`~causal_tune_ros.synthetic.scene.SceneGeometry` (so labels and
+depth never change with the weather) and only changes the image:
+
+* clear: the sunny base image, a trace of aerial haze and sensor noise;
+* fog: Koschmieder's model ``I = J t + A (1 - t)``, ``t = exp(-beta d)`` with the per-pixel ray distance ``d``
+  from the geometry, under an overcast, slightly desaturated light;
+* rain: overcast sky, darker wet surfaces, blurred reflections on the road (the scene mirrored about the
+  horizon, stronger at grazing angles and in puddles), light haze and falling streaks;
+* snow: snow cover on up-facing surfaces (road with darker tyre tracks, sidewalks, terrain, roofs, car tops,
+  foliage), snow caps on the top edges of objects, a white overcast sky, low saturation, haze and flakes;
+* night: low ambient light, street lamps and headlights lighting the scene (inverse square, spot cones),
+  emissive windows, lamps and vehicle lights with bloom, a gamma curve and shot + read sensor noise.
+
+All of it is vectorised numpy/OpenCV; randomness comes from a generator seeded by (scene seed, condition).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from causal_tune_ros.synthetic.noise import noise_window
+from causal_tune_ros.synthetic.scene import (
+    BUILDING,
+    BUS,
+    CAR,
+    FENCE,
+    ROAD,
+    SIDEWALK,
+    TRAFFIC_LIGHT,
+    TRAFFIC_SIGN,
+    TRUCK,
+    VEGETATION,
+    WALL,
+    SceneGeometry,
+)
+
+#: The conditions this module renders, in a fixed order (also the per-condition seed index).
+CONDITIONS: tuple[str, ...] = ("clear", "snow", "rain", "fog", "night")
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def condition_rng(seed: int, condition: str) -> np.random.Generator:
+    """Generator for one (scene, condition) pair, independent of which other conditions are rendered.
+
+    Raises:
+        ValueError: For an unknown condition.
+    """
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFF, CONDITIONS.index(condition), 7]))
+
+
+def render_weather(geom: SceneGeometry, condition: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Render one condition of a scene.
+
+    Args:
+        geom: The scene geometry (not modified).
+        condition: One of :data:`CONDITIONS`.
+        rng: Generator to use; default: :func:`condition_rng` of the scene seed and condition.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB image.
+
+    Raises:
+        ValueError: For an unknown condition.
+    """
+    if rng is None:
+        rng = condition_rng(geom.seed, condition)
+    elif condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
+    img = _RENDERERS[condition](geom, rng)
+    return _to_uint8(img)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    np.clip(img, 0.0, 1.0, out=img)
+    return cv2.convertScaleAbs(img, alpha=255.0)
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+def _saturate(img: np.ndarray, amount: float) -> np.ndarray:
+    """Blend towards grey (``amount`` < 1 desaturates)."""
+    g = _gray(img)[..., None]
+    return g + (img - g) * amount
+
+
+def _haze(img: np.ndarray, geom: SceneGeometry, beta: float, airlight, keep_sky: bool) -> np.ndarray:
+    """``I = J t + A (1 - t)`` with ``t = exp(-beta d)``; optionally leave the sky as it is."""
+    t = np.exp(-beta * geom.distance)
+    if keep_sky:
+        t[geom.sky] = 1.0
+    a = np.asarray(airlight, np.float32)
+    return img * t[..., None] + a * (1.0 - t)[..., None]
+
+
+def _sensor_noise(img: np.ndarray, rng: np.random.Generator, read: float, shot: float) -> np.ndarray:
+    """Add shot (signal-dependent) and read noise from the cached noise fields."""
+    h, w = img.shape[:2]
+    sigma = np.sqrt(np.maximum(img, 0.0) * shot + read * read)
+    return img + sigma * noise_window("rgb", h, w, rng)
+
+
+def _overcast_sky(geom: SceneGeometry, rng: np.random.Generator, low, high, cloud: float) -> np.ndarray:
+    """Grey sky colours for the sky pixels, ``(n_sky, 3)``, brighter upwards with soft cloud texture."""
+    h = geom.height
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    t = np.clip((geom.horizon[None, :] - rows) / (0.9 * h), 0.0, 1.0)
+    tex = noise_window("coarse", h, geom.width, rng)
+    ys, xs = np.nonzero(geom.sky)
+    tt = t[ys, xs][:, None]
+    col = np.asarray(low, np.float32) * (1 - tt) + np.asarray(high, np.float32) * tt
+    return col * (1.0 + cloud * tex[ys, xs][:, None])
+
+
+def _per_pixel(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return table[ids]
+
+
+# --------------------------------------------------------------------------------------------- conditions
+def _clear(geom: SceneGeometry, rng: np.random.Generator) -> np.ndarray:
+    img = _haze(geom.base, geom, rng.uniform(0.0008, 0.003), geom.sky_colors[0], keep_sky=True)
+    return _sensor_noise(img, rng, read=0.006, shot=0.0004)
+
+
+def _fog(geom: SceneGeometry, rng: np.random.Generator) -> np.ndarray:
+    visibility = rng.uniform(40.0, 150.0)  # metres (Koschmieder: V = 3.912 / beta)
+    beta = 3.912 / visibility
+    a = rng.uniform(0.72, 0.88)
+    airlight = np.array([a, a + 0.01, a + rng.uniform(0.01, 0.04)], np.float32)
+    # No direct sun in fog: flatter, duller light.
+    j = _saturate(geom.base, 0.75) * rng.uniform(0.75, 0.9)
+    img = _haze(j, geom, beta, airlight, keep_sky=False)
+    return _sensor_noise(img, rng, read=0.008, shot=0.0005)
+
+
+def _rain(geom: SceneGeometry, rng: np.random.Generator) -> np.ndarray:
+    h, w = geom.height, geom.width
+    ids = geom.raster.ids
+    img = _saturate(geom.base, 0.85) * rng.uniform(0.62, 0.78)
+    up = geom.raster.normal[:, 2][ids]
+    wet = up > 0.7
+    img[wet] *= rng.uniform(0.6, 0.75)  # wet surfaces are darker
+    grey = rng.uniform(0.45, 0.62)
+    img[geom.sky] = _overcast_sky(geom, rng, (grey, grey, grey + 0.02), (grey + 0.08,) * 3, 0.08)
+
+    # Reflections: mirror about the horizon at half resolution, smeared vertically like a rough wet road.
+    hs, ws = max(h // 2, 8), max(w // 2, 8)
+    small = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA)
+    hor = cv2.resize(geom.horizon[None, :] * (hs / h), (ws, 1), interpolation=cv2.INTER_LINEAR)
+    map_x = np.broadcast_to(np.arange(ws, dtype=np.float32)[None, :], (hs, ws))
+    map_y = (2.0 * hor - np.arange(hs, dtype=np.float32)[:, None]).astype(np.float32)
+    refl = cv2.remap(small, np.ascontiguousarray(map_x), map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    refl = cv2.GaussianBlur(refl, (0, 0), sigmaX=0.8, sigmaY=3.0)
+    refl = cv2.resize(refl, (w, h), interpolation=cv2.INTER_LINEAR)
+    labels = geom.labels
+    fresnel = np.clip(geom.distance / 60.0, 0.0, 1.0)
+    puddles = np.clip(noise_window("coarse", h, w, rng) - rng.uniform(0.6, 1.2), 0.0, 1.0)
+    strength = rng.uniform(0.15, 0.3) * (0.35 + 0.65 * fresnel) + 0.5 * puddles
+    strength *= np.where(labels == ROAD, 1.0, np.where(labels == SIDEWALK, 0.5, 0.0)).astype(np.float32)
+    img += (refl - img) * strength[..., None]
+
+    img = _haze(img, geom, rng.uniform(0.006, 0.016), (grey,) * 3, keep_sky=True)
+    img = _rain_streaks(img, rng)
+    return _sensor_noise(img, rng, read=0.01, shot=0.0008)
+
+
+def _rain_streaks(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    scale = h / 512.0
+    layer = np.zeros((h, w), np.uint8)
+    wind = rng.uniform(-0.35, 0.35)
+    n = int(rng.integers(700, 1800) * (h * w) / (512 * 1024)) + 20
+    for intensity, share in ((255, 0.25), (170, 0.35), (110, 0.4)):
+        k = max(1, int(n * share))
+        x0 = rng.uniform(-0.1 * w, 1.1 * w, k)
+        y0 = rng.uniform(-0.1 * h, h, k)
+        length = rng.uniform(8.0, 32.0, k) * scale * (intensity / 255.0 + 0.3)
+        ang = wind + rng.normal(0.0, 0.04, k)
+        x1, y1 = x0 + np.sin(ang) * length, y0 + np.cos(ang) * length
+        lines = np.round(np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y1])], axis=1) * 16).astype(
+            np.int32
+        )
+        cv2.polylines(layer, list(lines), False, intensity, 1, cv2.LINE_AA, 4)
+    streaks = cv2.GaussianBlur(layer, (3, 3), 0.6).astype(np.float32) * (rng.uniform(0.25, 0.45) / 255.0)
+    return img + streaks[..., None] * (0.85 - img * 0.5)
+
+
+def _snow(geom: SceneGeometry, rng: np.random.Generator) -> np.ndarray:
+    h, w = geom.height, geom.width
+    ids = geom.raster.ids
+    labels = geom.labels
+    img = _saturate(geom.base, rng.uniform(0.45, 0.65)) * rng.uniform(0.8, 0.92)
+
+    # Snow cover: where snow settles, patchy through coarse noise; tyre tracks stay darker on the road.
+    cover = geom.raster.snow[ids] * np.clip(
+        0.75 + 0.5 * noise_window("coarse", h, w, rng) + rng.uniform(-0.15, 0.15), 0.0, 1.0
+    )
+    road = labels == ROAD
+    if road.any() and geom.lanes:
+        lateral = _lateral(geom)
+        track = np.zeros((h, w), bool)
+        for lane in geom.lanes:
+            for off in (-0.8, 0.8):
+                track |= np.abs(lateral - (lane + off)) < 0.28
+        cover[road & track] *= rng.uniform(0.1, 0.35)
+    # Caps on the top edges of vertical surfaces (buildings, cars, signs, walls, hedges, ...).
+    cap_cls = np.zeros(256, bool)
+    cap_cls[[BUILDING, WALL, FENCE, TRAFFIC_LIGHT, TRAFFIC_SIGN, VEGETATION, CAR, TRUCK, BUS]] = True
+    eligible = cap_cls[labels] & (geom.raster.normal[:, 2][ids] < 0.5)
+    edge = np.zeros((h, w), bool)
+    edge[1:] = (ids[1:] != ids[:-1]) & eligible[1:]
+    band = edge.copy()
+    for k in range(1, max(2, round(3 * h / 512))):
+        band[k:] |= edge[:-k]
+    cover = np.maximum(cover, (band & eligible) * 0.9)
+    snow_col = np.array([0.9, 0.92, 0.96], np.float32) * (1.0 + 0.04 * noise_window("fine", h, w, rng))[..., None]
+    img += (snow_col - img) * cover[..., None]
+
+    s = rng.uniform(0.78, 0.9)
+    img[geom.sky] = _overcast_sky(geom, rng, (s, s, s + 0.02), (s - 0.06, s - 0.05, s - 0.02), 0.04)
+    a = rng.uniform(0.82, 0.92)
+    img = _haze(img, geom, rng.uniform(0.008, 0.03), (a, a + 0.01, a + 0.03), keep_sky=True)
+    img = _flakes(img, rng)
+    return _sensor_noise(img, rng, read=0.008, shot=0.0005)
+
+
+def _lateral(geom: SceneGeometry) -> np.ndarray:
+    """Street-frame y coordinate of the point seen at each pixel."""
+    cam = geom.camera
+    rx, ry = cam.pixel_rays()
+    a = cam.rotation.astype(np.float32)
+    return geom.depth * (a[0, 1] * rx + a[1, 1] * ry + a[2, 1]) + np.float32(cam.center[1])
+
+
+def _flakes(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    area = (h * w) / (512 * 1024)
+    layer = np.zeros((h, w), np.float32)
+    n = int(rng.integers(2000, 6000) * area) + 20
+    layer[rng.integers(0, h, n), rng.integers(0, w, n)] = rng.uniform(0.5, 1.0, n)
+    layer = cv2.dilate(layer, np.ones((2, 2), np.uint8))
+    layer = cv2.GaussianBlur(layer, (0, 0), 0.7)
+    big = np.zeros((h, w), np.float32)
+    scale = h / 512.0
+    for _ in range(int(rng.integers(40, 140) * area) + 3):
+        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.circle(big, c, max(1, round(rng.uniform(2.0, 5.0) * scale)), float(rng.uniform(0.4, 0.9)), -1)
+    layer += cv2.GaussianBlur(big, (0, 0), 1.5 * scale + 0.5)
+    np.clip(layer, 0.0, 1.0, out=layer)
+    return img + (0.97 - img) * layer[..., None]
+
+
+def _night(geom: SceneGeometry, rng: np.random.Generator) -> np.ndarray:
+    h, w = geom.height, geom.width
+    ids = geom.raster.ids
+    ambient = rng.uniform(0.035, 0.08) * np.array([0.75, 0.85, 1.15], np.float32)
+    light = _irradiance(geom, rng)  # (H, W, 3)
+    img = geom.base * (ambient + light)
+
+    # Sky: dark, with a warm glow of city lights near the horizon.
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    t = np.clip((geom.horizon[None, :] - rows) / (0.5 * h), 0.0, 1.0)
+    ys, xs = np.nonzero(geom.sky)
+    tt = t[ys, xs][:, None]
+    glow = np.array([0.11, 0.08, 0.07], np.float32) * rng.uniform(0.5, 1.2)
+    zenith = np.array([0.01, 0.013, 0.03], np.float32)
+    img[ys, xs] = glow * (1 - tt) + zenith * tt
+
+    # Light sources themselves, and their bloom.
+    em_table = geom.raster.emissive
+    emit = np.empty((h, w, 3), np.float32)
+    for k in range(3):
+        emit[..., k] = em_table[:, k][ids]
+    img += emit
+    hs, ws = max(h // 4, 4), max(w // 4, 4)
+    small = cv2.resize(np.minimum(emit, 3.0), (ws, hs), interpolation=cv2.INTER_AREA)
+    bloom = cv2.GaussianBlur(small, (0, 0), 1.5 * hs / 128) * 0.6 + cv2.GaussianBlur(small, (0, 0), 5.0 * hs / 128) * 0.5
+    img += cv2.resize(bloom, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    gain = rng.uniform(1.0, 1.6)
+    gamma = rng.uniform(1.15, 1.5)
+    img = np.power(np.clip(img * gain, 0.0, 1.0), 1.0 / gamma)
+    return _sensor_noise(img, rng, read=rng.uniform(0.012, 0.03), shot=rng.uniform(0.002, 0.006))
+
+
+def _irradiance(geom: SceneGeometry, rng: np.random.Generator) -> np.ndarray:
+    """Light from street lamps and headlights on every pixel, computed at 1/4 resolution and upsampled."""
+    h, w = geom.height, geom.width
+    f = 4
+    ids = geom.raster.ids[::f, ::f]
+    cam = geom.camera
+    rx, ry = cam.pixel_rays()
+    rx, ry = rx[:, ::f], ry[::f]
+    depth = geom.depth[::f, ::f]
+    a = cam.rotation.astype(np.float32)
+    c = cam.center.astype(np.float32)
+    pts = [depth * (a[0, k] * rx + a[1, k] * ry + a[2, k]) + c[k] for k in range(3)]
+    nrm = [geom.raster.normal[:, k][ids] for k in range(3)]
+    total = np.zeros((*ids.shape, 3), np.float32)
+    for light in geom.lights:
+        lp = light.position.astype(np.float32)
+        if lp[0] < c[0] - 5.0 or math.hypot(lp[0] - c[0], lp[1] - c[1]) > 150.0:
+            continue
+        vx, vy, vz = lp[0] - pts[0], lp[1] - pts[1], lp[2] - pts[2]
+        d2 = vx * vx + vy * vy + vz * vz + 0.25
+        inv = 1.0 / np.sqrt(d2)
+        lambert = np.maximum(0.0, (nrm[0] * vx + nrm[1] * vy + nrm[2] * vz) * inv)
+        e = light.power * lambert / d2
+        if light.direction is not None:
+            dvec = light.direction / np.linalg.norm(light.direction)
+            cosang = -(vx * dvec[0] + vy * dvec[1] + vz * dvec[2]) * inv
+            e *= np.clip((cosang - light.cone) / (1.0 - light.cone), 0.0, 1.0) ** 1.5
+        total += e[..., None] * light.color.astype(np.float32)
+    total[ids == 0] = 0.0
+    total *= rng.uniform(0.8, 1.2)
+    return cv2.resize(total, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+_RENDERERS = {"clear": _clear, "snow": _snow, "rain": _rain, "fog": _fog, "night": _night}
