@@ -89,7 +89,9 @@ class BackendSpec:
         if self.device not in DEVICES:
             raise ConfigError(f"unknown device {self.device!r}; expected one of {', '.join(DEVICES)}")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+            raise ConfigError(
+                f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}"
+            )
         if self.num_threads is not None and int(self.num_threads) <= 0:
             raise ConfigError(f"num_threads must be positive, got {self.num_threads}")
 
@@ -232,7 +234,9 @@ class Backend(abc.ABC):
             self.load()
         logits = self._run(np.ascontiguousarray(images), bands)
         if logits.ndim != 4 or logits.shape[0] != images.shape[0]:
-            raise BackendError(f"{self.name} returned logits of shape {logits.shape} for {images.shape[0]} images")
+            raise BackendError(
+                f"{self.name} returned logits of shape {logits.shape} for {images.shape[0]} images"
+            )
         return logits
 
     def describe(self) -> dict[str, Any]:

@@ -29,6 +29,8 @@ SIDECAR_VERSION = 1
 CACHE_ENV = "CAUSAL_TUNE_CACHE"
 
 _CHUNK = 1 << 22
+#: Cache files are shared between users of a vehicle computer (mkstemp would leave them 0600).
+_FILE_MODE = 0o644
 _digest_memo: dict[tuple[str, int, int], str] = {}
 
 
@@ -71,7 +73,9 @@ def file_digest(path: str | Path) -> str:
 def _weight_files(path: Path) -> list[Path]:
     """The files that define a weights path: the file itself, or a folder's JSON + weight files."""
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in {".json", ".safetensors", ".pth"})
+        files = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix in {".json", ".safetensors", ".pth"}
+        )
         if not files:
             raise BackendError(f"weights folder {path} holds no .json/.safetensors/.pth file")
         return files
@@ -107,6 +111,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -142,6 +147,7 @@ def publish(tmp: str | Path, final: str | Path, metadata: Mapping[str, Any]) -> 
     final = Path(final)
     try:
         sidecar_path(final).unlink(missing_ok=True)  # an old sidecar must never describe the new file
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, final)
         write_sidecar(final, metadata)
     except OSError as exc:
@@ -186,7 +192,9 @@ def read_sidecar(artefact: str | Path) -> dict[str, Any]:
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BackendError(f"{artefact} has no sidecar {path.name}; re-export it with `causal-tune export`") from None
+        raise BackendError(
+            f"{artefact} has no sidecar {path.name}; re-export it with `causal-tune export`"
+        ) from None
     except (OSError, ValueError) as exc:
         raise BackendError(f"cannot read sidecar {path}: {exc}") from exc
     if not isinstance(content, dict):
@@ -201,7 +209,9 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def is_valid(artefact: str | Path, expected: Mapping[str, Any], check_digest: bool = True) -> tuple[bool, str]:
+def is_valid(
+    artefact: str | Path, expected: Mapping[str, Any], check_digest: bool = True
+) -> tuple[bool, str]:
     """Whether an artefact may be used for what ``expected`` describes.
 
     Args:
@@ -222,7 +232,10 @@ def is_valid(artefact: str | Path, expected: Mapping[str, Any], check_digest: bo
     except BackendError as exc:
         return False, str(exc)
     if meta.get("sidecar_version") != SIDECAR_VERSION:
-        return False, f"sidecar version {meta.get('sidecar_version')} != {SIDECAR_VERSION} (written by an older release)"
+        return (
+            False,
+            f"sidecar version {meta.get('sidecar_version')} != {SIDECAR_VERSION} (another release wrote it)",
+        )
     for key, want in expected.items():
         if want is None:
             continue
@@ -231,9 +244,16 @@ def is_valid(artefact: str | Path, expected: Mapping[str, Any], check_digest: bo
             return False, f"{key} mismatch: artefact has {have!r}, expected {want!r}"
     size = artefact.stat().st_size
     if size != meta.get("artefact_bytes"):
-        return False, f"{artefact.name} is {size} bytes, its sidecar says {meta.get('artefact_bytes')} (truncated or replaced)"
+        return (
+            False,
+            f"{artefact.name} is {size} bytes, its sidecar says {meta.get('artefact_bytes')} "
+            "(truncated or replaced)",
+        )
     if check_digest and file_digest(artefact) != meta.get("artefact_sha256"):
-        return False, f"{artefact.name} content does not match the sha256 in its sidecar (corrupt or replaced)"
+        return (
+            False,
+            f"{artefact.name} content does not match the sha256 in its sidecar (corrupt or replaced)",
+        )
     return True, "ok"
 
 
@@ -247,7 +267,9 @@ class ArtefactCache:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
 
-    def path_for(self, model_hash: str, input_size: Iterable[int], precision: str, fmt: str, tag: str = "") -> Path:
+    def path_for(
+        self, model_hash: str, input_size: Iterable[int], precision: str, fmt: str, tag: str = ""
+    ) -> Path:
         """Artefact path for a key: ``<hash16>_<H>x<W>_<precision>[_<tag>].<ext>``.
 
         Args:

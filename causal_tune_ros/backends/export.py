@@ -75,7 +75,7 @@ def load_segmenter(checkpoint: str | Path, backbone: str | Path | None = None) -
 
     Args:
         checkpoint: Causal-Tune checkpoint file.
-        backbone: DINOv2 weights (official ``.pth``, HF folder, ...) or ``None`` when the checkpoint embeds it.
+        backbone: DINOv2 weights (official ``.pth``, HF folder, ...); ``None`` when the checkpoint embeds it.
 
     Returns:
         The model.
@@ -142,7 +142,12 @@ def _mha_translation() -> dict[Any, Any]:
         heads, head_dim = query.shape[1], query.shape[3]
         default_scale = scale is None or abs(float(scale) - head_dim**-0.5) < 1e-9
         plain = attn_mask is None and not dropout_p and not is_causal and not enable_gqa and default_scale
-        if not plain or not isinstance(heads, int) or not isinstance(head_dim, int) or key.shape != query.shape:
+        if (
+            not plain
+            or not isinstance(heads, int)
+            or not isinstance(head_dim, int)
+            or key.shape != query.shape
+        ):
             if generic is None:
                 raise BackendError("cannot export this attention form; use fused_attention=False")
             return generic(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
@@ -151,7 +156,9 @@ def _mha_translation() -> dict[Any, Any]:
             return op.Reshape(op.Transpose(t, perm=[0, 2, 1, 3]), op.Constant(value_ints=[0, 0, -1]))
 
         out = mha(tokens_major(query), tokens_major(key), tokens_major(value), num_heads=heads)
-        return op.Transpose(op.Reshape(out, op.Constant(value_ints=[0, 0, heads, head_dim])), perm=[0, 2, 1, 3])
+        return op.Transpose(
+            op.Reshape(out, op.Constant(value_ints=[0, 0, heads, head_dim])), perm=[0, 2, 1, 3]
+        )
 
     return {torch.ops.aten.scaled_dot_product_attention.default: sdpa}
 
@@ -162,7 +169,9 @@ def _quiet_exporter() -> Iterator[None]:
     import io
     from contextlib import redirect_stdout
 
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    # The root logger too: onnxruntime's quantiser logs advice through it at WARNING.
+    names = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "")
+    loggers = [logging.getLogger(name) if name else logging.getLogger() for name in names]
     levels = [lg.level for lg in loggers]
     try:
         for lg in loggers:
@@ -228,7 +237,7 @@ def export_onnx_graph(
     output.parent.mkdir(parents=True, exist_ok=True)
     _clear_model_caches()
     try:
-        with _quiet_exporter(), torch.inference_mode(False), torch.no_grad():
+        with _quiet_exporter(), torch.inference_mode(False):
             torch.onnx.export(
                 _export_wrapper(model, half),
                 (images, band),
@@ -258,13 +267,19 @@ def _check_graph_io(path: Path, input_size: tuple[int, int]) -> None:
 
     graph = onnx.load(str(path), load_external_data=False).graph
     inputs = {
-        i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input if i.name in INPUT_NAMES
+        i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
+        for i in graph.input
+        if i.name in INPUT_NAMES
     }
     want = {"images": [1, 3, *input_size], "band": [2]}
     if inputs != want:
-        raise BackendError(f"exported graph inputs are {inputs}, expected {want} (band folded to a constant?)")
+        raise BackendError(
+            f"exported graph inputs are {inputs}, expected {want} (band folded to a constant?)"
+        )
     if [o.name for o in graph.output] != [OUTPUT_NAME]:
-        raise BackendError(f"exported graph outputs are {[o.name for o in graph.output]}, expected ['logits']")
+        raise BackendError(
+            f"exported graph outputs are {[o.name for o in graph.output]}, expected ['logits']"
+        )
 
 
 def backbone_linear_nodes(path: str | Path) -> list[str]:
@@ -288,7 +303,9 @@ def backbone_linear_nodes(path: str | Path) -> list[str]:
         if "torch.nn.modules.linear.Linear" in hierarchy and "backbone.blocks." in scopes:
             names.append(node.name)
     if not names:
-        raise BackendError(f"{path}: no backbone Linear layers found to quantise (graph lacks dynamo metadata)")
+        raise BackendError(
+            f"{path}: no backbone Linear layers found to quantise (graph lacks dynamo metadata)"
+        )
     return names
 
 
@@ -426,11 +443,21 @@ def export_artefact(
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     size = parse_size(input_size)
     model_id = model_hash(checkpoint, backbone)
-    meta = {"checkpoint": Path(checkpoint).name, "backbone": None if backbone is None else Path(backbone).name}
+    meta = {
+        "checkpoint": Path(checkpoint).name,
+        "backbone": None if backbone is None else Path(backbone).name,
+    }
     model = load_segmenter(checkpoint, backbone)
     if fmt == "onnx":
         return export_onnx(
-            model, output, size, precision, opset=opset, fused_attention=fused_attention, model_id=model_id, metadata=meta
+            model,
+            output,
+            size,
+            precision,
+            opset=opset,
+            fused_attention=fused_attention,
+            model_id=model_id,
+            metadata=meta,
         )
     from causal_tune_ros.backends.tensorrt_backend import build_tensorrt
 
@@ -477,7 +504,16 @@ def describe_artefact(path: str | Path) -> str:
     """One line per sidecar fact, for the CLI."""
     meta = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
     lines = [f"artefact: {path} ({os.path.getsize(path) / 1e6:.1f} MB)", f"sidecar: {sidecar_path(path)}"]
-    for key in ("format", "precision", "input_size", "model_hash", "opset", "exporter", "num_classes", "versions"):
+    for key in (
+        "format",
+        "precision",
+        "input_size",
+        "model_hash",
+        "opset",
+        "exporter",
+        "num_classes",
+        "versions",
+    ):
         if key in meta:
             lines.append(f"{key}: {meta[key]}")
     return "\n".join(lines)

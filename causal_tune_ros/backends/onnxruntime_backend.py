@@ -23,7 +23,9 @@ def _import_ort() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise BackendError(f"the onnxruntime backend needs onnxruntime (pip install '.[onnx]'): {exc}") from exc
+        raise BackendError(
+            f"the onnxruntime backend needs onnxruntime (pip install '.[onnx]'): {exc}"
+        ) from exc
     return onnxruntime
 
 
@@ -84,7 +86,9 @@ def make_session(artefact: str | Path, device: str = "cpu", num_threads: int | N
     except BackendError:
         raise
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        raise BackendError(f"onnxruntime cannot load {artefact} (corrupt or incompatible file): {exc}") from exc
+        raise BackendError(
+            f"onnxruntime cannot load {artefact} (corrupt or incompatible file): {exc}"
+        ) from exc
 
 
 class OnnxRuntimeBackend(Backend):
@@ -124,7 +128,9 @@ class OnnxRuntimeBackend(Backend):
         from causal_tune_ros.backends.export import DEFAULT_OPSET, export_artefact
 
         cache = ArtefactCache(spec.cache_dir)
-        path = cache.path_for(expected["model_hash"], spec.input_size, spec.precision, "onnx", f"opset{DEFAULT_OPSET}")
+        path = cache.path_for(
+            expected["model_hash"], spec.input_size, spec.precision, "onnx", f"opset{DEFAULT_OPSET}"
+        )
         ok, reason = is_valid(path, expected)
         if ok and not spec.force_rebuild:
             return path
@@ -151,7 +157,9 @@ class OnnxRuntimeBackend(Backend):
         inputs = {i.name: i.shape for i in session.get_inputs()}
         h, w = self.input_size
         if inputs.get("images") != [1, 3, h, w] or inputs.get("band") != [2]:
-            raise BackendError(f"{artefact} takes inputs {inputs}, expected images [1, 3, {h}, {w}] and band [2]")
+            raise BackendError(
+                f"{artefact} takes inputs {inputs}, expected images [1, 3, {h}, {w}] and band [2]"
+            )
         outputs = session.get_outputs()
         if len(outputs) != 1 or outputs[0].name != "logits":
             raise BackendError(f"{artefact} outputs {[o.name for o in outputs]}, expected ['logits']")
@@ -163,7 +171,10 @@ class OnnxRuntimeBackend(Backend):
         session = self._session
         # The graph has a static batch of 1 (as engines do); larger batches run image by image.
         try:
-            results = [session.run(["logits"], {"images": images[i : i + 1], "band": band})[0] for i in range(len(images))]
+            results = [
+                session.run(["logits"], {"images": images[i : i + 1], "band": band})[0]
+                for i in range(len(images))
+            ]
         except Exception as exc:
             raise BackendError(f"onnxruntime inference failed: {exc}") from exc
         return results[0] if len(results) == 1 else np.concatenate(results, axis=0)

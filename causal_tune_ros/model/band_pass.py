@@ -31,7 +31,8 @@ def _check_band(band: torch.Tensor) -> None:
         )
     if band.shape != (2,) or not band.dtype.is_floating_point:
         raise ValueError(
-            f"band must be a float tensor of shape (2,) = (r_low, r_high), got {band.dtype} {tuple(band.shape)}"
+            "band must be a float tensor of shape (2,) = (r_low, r_high), "
+            f"got {band.dtype} {tuple(band.shape)}"
         )
 
 

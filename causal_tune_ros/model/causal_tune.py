@@ -13,18 +13,20 @@ After each tuned block ``i`` the block output ``f_i`` (B x (1 + R + N) x C) is r
 
 Layout: tokens stay channel-last from end to end. The patch-token slice of ``f_i`` *is* the (B, H, W, C)
 grid (rows of W tokens), so the DCT contracts H on a (B, H, W * C) view and W on (B * H, W, C) rows (see
-:mod:`causal_tune_ros.model.dct`); the per-position work is then three GEMMs on a (B * N, C) matrix with
-no permute or contiguous copy anywhere. The band-pass is folded into the DCT's W-stage matrices, ``s``
-and ``MLP_out`` into the token values and one weight (:meth:`CausalTune.prepare`, once per forward for
-all layers), and the residual addition into the last IDCT GEMM, so no element-wise pass over the
-(B, N, C) tensor remains besides the softmax over (B * N, m) scores.
+:mod:`causal_tune_ros.model.dct`); the per-position work is then GEMMs on a (B * N, C) matrix with no
+permute or contiguous copy anywhere: one C x C (``MLP_out``) and four thin ones, because the token
+attention is evaluated through the rank-r factors (``X T^T = (X B^T) A^T``), an exact rewrite that costs
+``(2 r + 1)(C + m)`` instead of ``2 m C`` multiply-adds per position. The band-pass is folded into the
+DCT's W-stage matrices; ``s``, ``MLP_tok`` and ``MLP_out``'s bias into small per-layer matrices
+(:meth:`CausalTune.prepare`, once per forward for all layers); the residual addition into the last IDCT
+GEMM. No element-wise pass over the (B, N, C) tensor remains, only a softmax over the (B * N, m) scores.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +36,14 @@ from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.model.band_pass import gaussian_band_pass
 from causal_tune_ros.model.dct import dct_2d_channels_last, idct_2d_channels_last
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CausalTune", "CausalTuneSegmenter", "evenly_spaced_layers"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CausalTune",
+    "CausalTuneSegmenter",
+    "Prepared",
+    "evenly_spaced_layers",
+]
 
 #: ImageNet statistics DINOv2 was trained with (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -61,6 +70,16 @@ def evenly_spaced_layers(depth: int, count: int = 4) -> list[int]:
     if depth <= 0 or count <= 0:
         raise ConfigError(f"evenly_spaced_layers needs depth > 0 and count > 0, got {depth}, {count}")
     return [math.ceil((k + 1) * depth / count) - 1 for k in range(count)]
+
+
+class Prepared(NamedTuple):
+    """Per-forward tensors of :meth:`CausalTune.prepare` (L = tuned layers, m tokens, rank r)."""
+
+    key_proj: torch.Tensor  # (L, C, r) = B_i^T / sqrt(C)
+    key_tokens: torch.Tensor  # (L, r, m) = A_i^T
+    value_mix: torch.Tensor  # (L, m, r + 1) = [A_i, 1]
+    value_proj: torch.Tensor  # (L, r + 1, C) = s [B_i W_tok^T W_out^T; (W_out b_tok + b_out)^T]
+    out_weight: torch.Tensor  # (C, C) = s W_out
 
 
 class CausalTune(nn.Module):
@@ -132,7 +151,10 @@ class CausalTune(nn.Module):
             self.scale.fill_(self.scale_init)
 
     def extra_repr(self) -> str:
-        return f"layers={list(self.layers)}, num_tokens={self.num_tokens}, rank={self.rank}, dim={self.embed_dim}"
+        return (
+            f"layers={list(self.layers)}, num_tokens={self.num_tokens}, rank={self.rank}, "
+            f"dim={self.embed_dim}"
+        )
 
     def tokens(self) -> torch.Tensor:
         """The full tokens ``T_i = A_i B_i`` of every tuned layer.
@@ -142,21 +164,36 @@ class CausalTune(nn.Module):
         """
         return torch.bmm(self.tokens_a, self.tokens_b)
 
-    def prepare(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def prepare(self) -> Prepared:
         """Per-forward constants that depend on the parameters only (computed once for all layers).
 
-        ``s`` and ``MLP_out`` are folded in: since every row of ``S`` sums to one,
-        ``s * MLP_out(S V + X_c) = S (s * MLP_out(V)) + X_c (s * W_out)^T`` with ``V = MLP_tok(T)``
-        (``MLP_out``'s bias rides on the first term). Per position this leaves two GEMMs and no bias pass.
+        Two exact rewrites make the per-position work small:
+
+        - *low rank*: ``T_i = A_i B_i``, so the scores ``X_c T_i^T = (X_c B_i^T) A_i^T`` cost
+          ``r (C + m)`` instead of ``m C`` per position, and since ``MLP_tok`` and ``MLP_out`` are affine,
+          ``MLP_out(MLP_tok(T_i)) = A_i (B_i W_tok^T W_out^T) + 1 c^T`` with ``c = W_out b_tok + b_out``;
+        - *row sums*: every row of ``S`` sums to one, so ``S 1 c^T = 1 c^T``: appending a column of ones
+          to ``A_i`` (``[A_i, 1]``) and the row ``c^T`` to the value basis carries the bias in the same GEMM.
+
+        With ``s`` folded into the weights, ``s * MLP_out(S MLP_tok(T_i) + X_c)`` becomes
+        ``X_c (s W_out)^T + (S [A_i, 1]) (s [B_i W_tok^T W_out^T; c^T])``.
 
         Returns:
-            ``(keys, values, out_weight)``: ``keys`` (L, m, C) = ``T_i / sqrt(C)``; ``values`` (L, m, C) =
-            ``s * MLP_out(MLP_tok(T_i))``; ``out_weight`` (C, C) = ``s * W_out``.
+            :class:`Prepared` tensors for all tuned layers.
         """
-        tokens = self.tokens()
-        keys = tokens * (1.0 / math.sqrt(self.embed_dim))
-        values = self.mlp_out(self.mlp_token(tokens)) * self.scale
-        return keys, values, self.mlp_out.weight * self.scale
+        C = self.embed_dim
+        a, b = self.tokens_a, self.tokens_b  # (L, m, r), (L, r, C)
+        w_out = self.mlp_out.weight
+        value_basis = F.linear(F.linear(b, self.mlp_token.weight), w_out)  # (L, r, C): B W_tok^T W_out^T
+        value_bias = self.mlp_out(self.mlp_token.bias)  # (C,): W_out b_tok + b_out
+        ones = torch.ones_like(a[..., :1])
+        return Prepared(
+            key_proj=b.transpose(1, 2) * (1.0 / math.sqrt(C)),
+            key_tokens=a.transpose(1, 2),
+            value_mix=torch.cat((a, ones), dim=-1),
+            value_proj=torch.cat((value_basis, value_bias.expand(a.shape[0], 1, C)), dim=1) * self.scale,
+            out_weight=w_out * self.scale,
+        )
 
     def refine(
         self,
@@ -165,7 +202,7 @@ class CausalTune(nn.Module):
         grid: tuple[int, int],
         num_prefix_tokens: int,
         mask: torch.Tensor | None,
-        prepared: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        prepared: Prepared,
     ) -> torch.Tensor:
         """Refine one block's output: ``f' = f + s * IDCT(MLP_out(S MLP_tok(T) + X_c))`` on patch tokens.
 
@@ -184,16 +221,16 @@ class CausalTune(nn.Module):
         Returns:
             (B, P + H * W, C) refined tokens.
         """
-        keys, values, out_weight = prepared
-        slot = self._slot[layer]
+        k = self._slot[layer]
         B, _, C = tokens.shape
         H, W = grid
         patches = tokens[:, num_prefix_tokens:].view(B, H, W, C)  # a view: rows of the patch grid
         spectrum = dct_2d_channels_last(patches, mask)  # G * X, contiguous (B, H, W, C)
         flat = spectrum.view(B * H * W, C)
-        attention = torch.softmax(torch.mm(flat, keys[slot].t()), dim=-1)  # S (B N, m)
-        # s * MLP_out(S V + X_c) = X_c (s W_out)^T + S (s MLP_out(V)); addmm_ accumulates in place.
-        delta = torch.mm(flat, out_weight.t()).addmm_(attention, values[slot]).view(B, H, W, C)
+        scores = torch.mm(torch.mm(flat, prepared.key_proj[k]), prepared.key_tokens[k])  # X_c T^T / sqrt(C)
+        mix = torch.mm(torch.softmax(scores, dim=-1), prepared.value_mix[k])  # S [A, 1]
+        # s * MLP_out(S MLP_tok(T) + X_c); addmm_ accumulates the token term in place.
+        delta = torch.mm(flat, prepared.out_weight.t()).addmm_(mix, prepared.value_proj[k]).view(B, H, W, C)
         if torch.is_inference_mode_enabled():
             idct_2d_channels_last(delta, patches, inplace=True)
             return tokens
@@ -240,7 +277,9 @@ class CausalTuneSegmenter(nn.Module):
         super().__init__()
         depth = int(backbone.depth)
         embed_dim = int(backbone.embed_dim)
-        tuned = sorted({self._layer_index(i, depth, "layers") for i in (range(depth) if layers is None else layers)})
+        tuned = sorted(
+            {self._layer_index(i, depth, "layers") for i in (range(depth) if layers is None else layers)}
+        )
         if not tuned:
             raise ConfigError("layers is empty; pass None to tune every block")
         if feature_layers is None:
@@ -258,7 +297,12 @@ class CausalTuneSegmenter(nn.Module):
             p.requires_grad_(False)
         self.backbone.eval()
         self.tuner = CausalTune(
-            embed_dim, tuned, num_tokens=num_tokens, rank=rank, scale_init=scale_init, patch_size=backbone.patch_size
+            embed_dim,
+            tuned,
+            num_tokens=num_tokens,
+            rank=rank,
+            scale_init=scale_init,
+            patch_size=backbone.patch_size,
         )
         self.head = head
         self.num_classes: int = int(head.num_classes)
@@ -320,7 +364,9 @@ class CausalTuneSegmenter(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def _band_mask(self, band: torch.Tensor | None, grid: tuple[int, int], like: torch.Tensor) -> torch.Tensor | None:
+    def _band_mask(
+        self, band: torch.Tensor | None, grid: tuple[int, int], like: torch.Tensor
+    ) -> torch.Tensor | None:
         if band is None or not self.band_pass_enabled:
             return None
         if not isinstance(band, torch.Tensor):

@@ -110,7 +110,9 @@ def save_checkpoint(
     """
     backbone_config = getattr(model.backbone, "config", None)
     if not isinstance(backbone_config, Mapping):
-        raise CheckpointError("the model's backbone has no 'config' dict; cannot record which backbone it needs")
+        raise CheckpointError(
+            "the model's backbone has no 'config' dict; cannot record which backbone it needs"
+        )
     names = None if class_names is None else [str(n) for n in class_names]
     if names is not None and len(names) != model.num_classes:
         raise ConfigError(f"{len(names)} class names given for a model with {model.num_classes} classes")
@@ -189,8 +191,8 @@ def _parse_metadata(path: Path, raw: Mapping[str, str] | None) -> dict[str, Any]
         raise CheckpointError(f"{path}: bad format_version {version!r}")
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format version {version}, newer than this package reads ({FORMAT_VERSION}); "
-            "update causal_tune_ros"
+            f"{path} has checkpoint format version {version}, newer than this package reads "
+            f"({FORMAT_VERSION}); update causal_tune_ros"
         )
     missing = [
         key for key in ("backbone", "segmenter", "class_names", "train_band", "user") if key not in document
@@ -295,17 +297,22 @@ def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = N
             differences = backbone_differences(recorded, backbone)
             if differences:
                 raise CheckpointError(
-                    f"the given backbone does not match the one {file} was trained on: " + "; ".join(differences)
+                    f"the given backbone does not match the one {file} was trained on: "
+                    + "; ".join(differences)
                 )
             load_backbone = False
 
         segmenter_config = document["segmenter"]
         try:
             head = build_head(segmenter_config["head"])
-            kwargs = {k: segmenter_config[k] for k in CausalTuneSegmenter.CONSTRUCTOR_KEYS if k in segmenter_config}
+            kwargs = {
+                k: segmenter_config[k] for k in CausalTuneSegmenter.CONSTRUCTOR_KEYS if k in segmenter_config
+            }
             model = CausalTuneSegmenter(backbone, head, **kwargs)
         except (CausalTuneError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{file}: cannot rebuild the model from its recorded config: {exc}") from exc
+            raise CheckpointError(
+                f"{file}: cannot rebuild the model from its recorded config: {exc}"
+            ) from exc
 
         expected = {
             name: tuple(tensor.shape)
@@ -327,11 +334,15 @@ def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = N
             if shape != expected[name]:
                 problems.append(f"{name}: shape {shape} in the file, the model needs {expected[name]}")
         if problems:
-            raise CheckpointError(f"{file} does not fit the model its metadata describes: " + "; ".join(problems))
+            raise CheckpointError(
+                f"{file} does not fit the model its metadata describes: " + "; ".join(problems)
+            )
         try:
             tensors = {name: handle.get_tensor(name) for name in expected}
         except Exception as exc:  # data region unreadable
-            raise CheckpointError(f"{file}: cannot read tensor data ({exc}); the file may be truncated") from exc
+            raise CheckpointError(
+                f"{file}: cannot read tensor data ({exc}); the file may be truncated"
+            ) from exc
 
     model.load_state_dict(tensors, strict=False)
     device = next(iter(backbone.parameters()), torch.empty(0)).device

@@ -40,7 +40,9 @@ def _cached_dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torc
         return basis.to(dtype=dtype, device=device)
 
 
-def dct_matrix(n: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+def dct_matrix(
+    n: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """The ``n x n`` orthonormal DCT-II matrix ``D`` (``D @ x`` transforms a length-``n`` signal).
 
     ``D[k, j] = sqrt(2 / n) * c_k * cos(pi * (2 j + 1) * k / (2 n))`` with ``c_0 = 1 / sqrt(2)`` and
@@ -135,7 +137,7 @@ def dct_2d_channels_last(x: torch.Tensor, mask: torch.Tensor | None = None) -> t
     Args:
         x: (B, H, W, C) floating tensor. Any strides that make (B, H, W * C) a view are copy-free, e.g.
             the patch-token slice of a (B, 1 + R + H * W, C) token tensor viewed as (B, H, W, C).
-        mask: Optional (H, W) weights of the spectrum (the band-pass ``G``), in ``x``'s dtype and device.
+        mask: Optional (H, W) weights of the spectrum (the band-pass ``G``) on ``x``'s device.
 
     Returns:
         (B, H, W, C) contiguous (masked) coefficients, frequency ``(u, v)`` at ``[:, u, v]``.
@@ -151,7 +153,7 @@ def dct_2d_channels_last(x: torch.Tensor, mask: torch.Tensor | None = None) -> t
     if mask is not None:
         if mask.shape != (H, W):
             raise ValueError(f"mask must be ({H}, {W}) for this grid, got {tuple(mask.shape)}")
-        d_w = mask.unsqueeze(-1) * d_w  # (H, W, W): row u's W-transform with the mask applied
+        d_w = mask.to(d_w.dtype).unsqueeze(-1) * d_w  # (H, W, W): row u's W-transform, masked
     y = torch.bmm(d_h.expand(B, H, H), x.reshape(B, H, W * C))
     return torch.bmm(_row_matrices(d_w, B, H), y.view(B * H, W, C)).view(B, H, W, C)
 

@@ -137,7 +137,9 @@ class LightHead(nn.Module):
                 )
         x = torch.cat([proj(f) for proj, f in zip(self.projections, features, strict=True)], dim=1)
         x = self.classifier(self.dropout(self.fuse(x)))
-        return F.interpolate(x, size=(int(out_size[0]), int(out_size[1])), mode="bilinear", align_corners=False)
+        return F.interpolate(
+            x, size=(int(out_size[0]), int(out_size[1])), mode="bilinear", align_corners=False
+        )
 
 
 #: Head classes by the ``"type"`` name their ``config`` carries.

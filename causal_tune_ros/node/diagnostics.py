@@ -31,10 +31,11 @@ class StatsSnapshot:
             frame with a usable stamp yet).
         latency_p95_ms: 95th percentile of the same.
         model_p50_ms: Median model-only time (backend inference) over recent frames.
+        pipeline_p50_ms: Median time of the whole pipeline (resize, inference, upsampling, overlay).
         processed: Frames published since start.
         dropped: Frames replaced by a newer one before the worker took them.
         failed: Frames that could not be processed (bad input, model failure).
-        errors_in_window: Failures since the previous snapshot.
+        errors_in_window: Faults since the previous snapshot.
         last_error: The most recent failure message ('' if none).
         last_error_age_s: Seconds since that failure (None if none).
     """
@@ -43,6 +44,7 @@ class StatsSnapshot:
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     model_p50_ms: float | None
+    pipeline_p50_ms: float | None
     processed: int
     dropped: int
     failed: int
@@ -66,17 +68,19 @@ class NodeStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _latency: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW), repr=False)
     _model: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW), repr=False)
+    _pipeline: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW), repr=False)
     _window_frames: int = 0
     _window_errors: int = 0
     _window_start: float | None = None
     _last_error_time: float | None = None
 
-    def record_frame(self, latency_s: float | None, model_s: float) -> None:
+    def record_frame(self, latency_s: float | None, model_s: float, pipeline_s: float | None = None) -> None:
         """Count one published frame.
 
         Args:
             latency_s: ``now - header.stamp`` at publish (None when the input had no stamp).
-            model_s: Model-only seconds for this frame.
+            model_s: Model-only seconds for this frame (backend inference).
+            pipeline_s: Seconds of the whole pipeline call (resize, inference, upsampling, overlay).
         """
         with self._lock:
             self.processed += 1
@@ -84,11 +88,19 @@ class NodeStats:
             if latency_s is not None:
                 self._latency.append(latency_s)
             self._model.append(model_s)
+            self._pipeline.append(model_s if pipeline_s is None else pipeline_s)
 
-    def record_error(self, message: str) -> None:
-        """Count one failed frame (or other run-time fault) and remember its message."""
+    def record_error(self, message: str, frame_failed: bool = True) -> None:
+        """Count a run-time fault and remember its message.
+
+        Args:
+            message: What went wrong.
+            frame_failed: Whether a frame was lost (counted in ``frames_failed``); faults that do not
+                lose a frame (a bad weather message, a missing grid) only raise the warning.
+        """
         with self._lock:
-            self.failed += 1
+            if frame_failed:
+                self.failed += 1
             self._window_errors += 1
             self.last_error = message
             self._last_error_time = self.clock()
@@ -109,11 +121,13 @@ class NodeStats:
             rate = self._window_frames / elapsed if elapsed > 0 else 0.0
             lat = np.asarray(self._latency, dtype=np.float64) * 1e3
             model = np.asarray(self._model, dtype=np.float64) * 1e3
+            pipeline = np.asarray(self._pipeline, dtype=np.float64) * 1e3
             snap = StatsSnapshot(
                 rate_hz=rate,
                 latency_p50_ms=float(np.percentile(lat, 50)) if lat.size else None,
                 latency_p95_ms=float(np.percentile(lat, 95)) if lat.size else None,
                 model_p50_ms=float(np.percentile(model, 50)) if model.size else None,
+                pipeline_p50_ms=float(np.percentile(pipeline, 50)) if pipeline.size else None,
                 processed=self.processed,
                 dropped=dropped,
                 failed=self.failed,
@@ -193,6 +207,7 @@ def snapshot_values(snap: StatsSnapshot, info: Mapping[str, str]) -> list[tuple[
         ("latency_p50_ms", _fmt(snap.latency_p50_ms)),
         ("latency_p95_ms", _fmt(snap.latency_p95_ms)),
         ("model_p50_ms", _fmt(snap.model_p50_ms)),
+        ("pipeline_p50_ms", _fmt(snap.pipeline_p50_ms)),
         ("frames_processed", str(snap.processed)),
         ("frames_dropped", str(snap.dropped)),
         ("frames_failed", str(snap.failed)),

@@ -54,7 +54,9 @@ class GroundPoseSource:
             self._buffer = tf2_ros.Buffer()
             self._listener = tf2_ros.TransformListener(self._buffer, self._node, spin_thread=False)
 
-    def pose(self, mount: CameraMount, use_tf: bool, target_frame: str, header: Any) -> tuple[GroundPose, str]:
+    def pose(
+        self, mount: CameraMount, use_tf: bool, target_frame: str, header: Any
+    ) -> tuple[GroundPose, str]:
         """The pose for one image.
 
         Args:

@@ -12,8 +12,8 @@ tested without rclpy.
 from __future__ import annotations
 
 import math
-import re
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,10 +28,10 @@ Value = bool | int | float | str | tuple[str, ...]
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
 BACKENDS = ("auto", "eager", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
+DEVICES = ("auto", "cpu", "cuda")
 CONFIDENCE_ENCODINGS = ("mono8", "32FC1")
 WEATHER_MODES = ("fixed", "topic", "auto")
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -153,15 +153,24 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ParamSpec(
             "device",
             "auto",
-            "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.",
-            constraints="auto | cpu | cuda | cuda:N",
+            "Inference device: 'auto' (CUDA when PyTorch sees a GPU, else CPU), 'cpu' or 'cuda'.",
+            choices=DEVICES,
             live=False,
         ),
         ParamSpec(
             "precision",
             "fp32",
-            "Inference precision (fp16 needs CUDA).",
+            "Inference precision: fp16 needs CUDA (eager, tensorrt, onnxruntime CUDA); int8 is onnxruntime "
+            "dynamic quantisation.",
             choices=PRECISIONS,
+            live=False,
+        ),
+        ParamSpec(
+            "cpu_threads",
+            0,
+            "CPU threads for inference (torch's are process wide); 0 = the library default.",
+            low=0,
+            high=256,
             live=False,
         ),
         ParamSpec(
@@ -181,8 +190,8 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ParamSpec(
             "model.input_height",
             0,
-            "Network input height; 0 = the checkpoint's own input size. Images are resized to it and "
-            "outputs scaled back to the camera resolution.",
+            "Network input height; 0 = the backend default (518). Images are resized to the network "
+            "input and outputs scaled back to the camera resolution.",
             constraints="0 or a multiple of 14",
             low=0,
             high=4088,
@@ -193,7 +202,7 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ParamSpec(
             "model.input_width",
             0,
-            "Network input width; 0 = the checkpoint's own input size.",
+            "Network input width; 0 = the backend default (1036).",
             constraints="0 or a multiple of 14",
             low=0,
             high=4088,
@@ -236,15 +245,13 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
             "Class names that count as drivable in ~/drivable_mask and ~/drivable_grid.",
             constraints="non-empty; every name must be in the class list",
         ),
+        ParamSpec("drivable.frame", "base_link", "Frame of the ground plane and of ~/drivable_grid."),
         ParamSpec(
             "drivable.grid.enabled",
             True,
             "Publish ~/drivable_grid (needs camera_info).",
         ),
-        ParamSpec("drivable.frame", "base_link", "Frame of the ground plane and of ~/drivable_grid."),
-        ParamSpec(
-            "drivable.grid.resolution", 0.1, "Grid cell size.", low=0.01, high=5.0, unit="m/cell"
-        ),
+        ParamSpec("drivable.grid.resolution", 0.1, "Grid cell size.", low=0.01, high=5.0, unit="m/cell"),
         ParamSpec(
             "drivable.grid.width",
             20.0,
@@ -400,8 +407,6 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
             return f"{spec.name} must be in {spec.range_text()}; got {value!r}"
         if spec.step and (value - spec.low) % spec.step:
             return f"{spec.name} must be a multiple of {spec.step}; got {value!r}"
-    if spec.name == "device" and not _DEVICE_RE.match(value):
-        return f"device must be auto, cpu, cuda or cuda:N; got {value!r}"
     return None
 
 
@@ -431,6 +436,7 @@ class NodeSettings:
     backend: str
     device: str
     precision: str
+    cpu_threads: int
     checkpoint: str
     backbone: str
     input_size: tuple[int, int] | None
@@ -503,6 +509,7 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
         backend=v["backend"],
         device=v["device"],
         precision=v["precision"],
+        cpu_threads=v["cpu_threads"],
         checkpoint=v["model.checkpoint"],
         backbone=v["model.backbone"],
         input_size=(height, width) if height else None,
@@ -630,6 +637,11 @@ def _default_text(spec: ParamSpec) -> str:
     return _num(spec.default)
 
 
+def _cell(text: str) -> str:
+    """Escape a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
 def parameters_markdown() -> str:
     """The parameter table of ``docs/ros_interface.md`` (Markdown)."""
     lines = [
@@ -640,15 +652,64 @@ def parameters_markdown() -> str:
         rng = "; ".join(dict.fromkeys(c for c in (s.range_text(), s.constraints) if c))
         desc = s.description + (f" [{s.unit}]" if s.unit else "")
         lines.append(
-            f"| `{s.name}` | {s.type_name} | `{_default_text(s)}` | {rng.replace('|', '/')} | "
-            f"{'yes' if s.live else 'restart'} | {desc.replace('|', '/')} |"
+            f"| `{s.name}` | {s.type_name} | `{_default_text(s)}` | {_cell(rng)} | "
+            f"{'yes' if s.live else 'restart'} | {_cell(desc)} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def _yaml_scalar(value: Value) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def parameters_yaml(node_key: str = "/**/segmentation_node") -> str:
+    """``config/segmentation.yaml``: every parameter at its default, nested by dots, a comment each.
+
+    Args:
+        node_key: The node-name key (``/**/`` lets the file apply under any namespace).
+
+    Returns:
+        The YAML text.
+    """
+    lines = [
+        "# Parameters of the causal_tune_ros segmentation node, every one at its default.",
+        "# Generated by `python -m causal_tune_ros.node.parameters --yaml`; docs/ros_interface.md lists",
+        "# the ranges. The /**/ prefix makes the file apply whatever namespace the node runs in.",
+        f"{node_key}:",
+        "  ros__parameters:",
+    ]
+    opened: list[str] = []
+    for spec in parameter_specs():
+        *groups, leaf = spec.name.split(".")
+        common = 0
+        while common < min(len(groups), len(opened)) and groups[common] == opened[common]:
+            common += 1
+        for depth in range(common, len(groups)):
+            lines.append("    " + "  " * depth + f"{groups[depth]}:")
+        opened = groups
+        indent = "    " + "  " * len(groups)
+        rng = spec.range_text()
+        comment = (
+            spec.description + (f" [{spec.unit}]" if spec.unit else "") + (f" Range: {rng}." if rng else "")
+        )
+        if not spec.live:
+            comment += " Fixed while running."
+        for text in textwrap.wrap(comment, width=108 - len(indent), break_on_hyphens=False):
+            lines.append(f"{indent}# {text}")
+        lines.append(f"{indent}{leaf}: {_yaml_scalar(spec.default)}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the Markdown parameter table (used to regenerate ``docs/ros_interface.md``)."""
-    sys.stdout.write(parameters_markdown())
+    """Print the Markdown parameter table, or with ``--yaml`` the default parameter file."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    sys.stdout.write(parameters_yaml() if "--yaml" in args else parameters_markdown())
     return 0
 
 

@@ -28,7 +28,9 @@ def parse_condition(text: str) -> str:
     """
     name = str(text).strip().lower()
     if name not in CONDITIONS:
-        raise ConfigError(f"unknown weather condition {text!r} on the weather topic; known: {', '.join(CONDITIONS)}")
+        raise ConfigError(
+            f"unknown weather condition {text!r} on the weather topic; known: {', '.join(CONDITIONS)}"
+        )
     return name
 
 

@@ -25,7 +25,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ OUTPUT_NAMES = ("class_mask", "overlay", "drivable_mask", "weather")
 _TRANSPORT_SUFFIXES = ("compressed",)
 
 _QUEUE_SIZE = 8  # frames in flight between stages: enough to hide jitter, small enough for 4K images
+_MAX_BATCH = 256  # input messages carried by one item when no frame comes (e.g. a long lidar stretch)
 _MAX_REASONS = 5  # skip reasons kept per topic for the summary
 
 
@@ -68,6 +69,23 @@ def camera_namespace(topic: str) -> str:
         parts = parts[:-1]
     parts = parts[:-1]
     return "/" + "/".join(parts) if parts else ""
+
+
+#: Last name components of image topics that are not camera streams: our own outputs and label images.
+NON_CAMERA_NAMES = frozenset({*OUTPUT_NAMES, "confidence", "ground_truth", "labels", "depth"})
+
+
+def is_camera_topic(topic: str) -> bool:
+    """Whether an image topic is a camera stream worth segmenting by default.
+
+    Segmentation outputs (``.../class_mask``, ``.../overlay``, ...) and label or depth images
+    (``.../ground_truth``, ``.../labels``, ``.../depth``) are images too, but segmenting them is
+    meaningless (and a replayed bag would otherwise be segmented again); ``--topics`` still selects them.
+    """
+    parts = [p for p in topic.split("/") if p]
+    if parts and parts[-1] in _TRANSPORT_SUFFIXES:
+        parts = parts[:-1]
+    return bool(parts) and parts[-1] not in NON_CAMERA_NAMES
 
 
 def output_topics(image_topics: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -97,7 +115,8 @@ class ReplayOptions:
     """What to replay and how.
 
     Attributes:
-        topics: Image topics to process (``None``: every Image / CompressedImage topic).
+        topics: Image topics to process (``None``: every Image / CompressedImage camera topic, see
+            :func:`is_camera_topic`).
         weather: ``"auto"`` (classify each frame, per camera, with hysteresis), ``"topic"`` (the latest
             std_msgs/String on ``weather_topic`` in the input bag) or a condition name (fixed).
         weather_topic: Input topic for ``weather="topic"``.
@@ -111,6 +130,8 @@ class ReplayOptions:
         storage: Output storage ``mcap`` / ``sqlite3`` (``None``: from the output suffix, else as the input).
         overwrite: Replace an existing output bag.
         progress: Show progress (bar on a terminal, log lines otherwise).
+        threaded: Overlap reading / writing with the model in background threads (``False``: one thread,
+            for comparison in ``bench/replay_throughput.py``).
     """
 
     topics: Sequence[str] | None = None
@@ -126,6 +147,7 @@ class ReplayOptions:
     storage: str | None = None
     overwrite: bool = False
     progress: bool = True
+    threaded: bool = True
 
 
 @dataclass
@@ -234,7 +256,13 @@ class _Frame:
 
 @dataclass
 class _Item:
-    message: BagMessage | None  # None: not copied
+    """One unit of work through the stages: the input messages to copy, and at most one frame.
+
+    Messages between two processed frames travel together with the second one, so the queues carry
+    one item per frame, not one per message (camera_info, tf, ... would otherwise each wake every stage).
+    """
+
+    messages: list[BagMessage] = field(default_factory=list)
     frame: _Frame | None = None
     result: Any = None
 
@@ -357,6 +385,8 @@ class Replayer:
         opts = self.options
         started = time.perf_counter()
         self._stop.clear()
+        # SQLite handles may only be used by the thread that opened them, so this first look at the
+        # input only gathers metadata; the reader and writer threads open their own handles.
         with BagReader(in_path) as bag:
             image_topics = bag.image_topics()
             if opts.topics:
@@ -367,44 +397,60 @@ class Replayer:
                         f"image topics in the bag: {', '.join(image_topics) or '(none)'}"
                     )
                 image_topics = [t for t in image_topics if t in set(opts.topics)]
+            else:
+                image_topics = [t for t in image_topics if is_camera_topic(t)]
             if not image_topics:
-                raise BagError(f"{in_path} has no sensor_msgs/Image or CompressedImage topic")
+                raise BagError(
+                    f"{in_path} has no camera topic (sensor_msgs/Image or CompressedImage); "
+                    f"image topics: {', '.join(bag.image_topics()) or '(none)'}"
+                )
             weather = _WeatherSource(opts, self.band_presets, bag)
             storage = opts.storage or _storage_like(in_path, out_path, bag)
-            outputs = output_topics(image_topics)
-            summary = ReplaySummary(
-                input_path=in_path,
-                output_path=out_path,
-                storage=storage,
-                topics={t: TopicStats() for t in image_topics},
-                outputs=outputs,
-            )
             total = sum(-(-bag.count(t) // opts.every) for t in image_topics)
             if opts.max_frames:
                 total = min(total, opts.max_frames)
             fps = self._video_fps(bag, image_topics)
-            with BagWriter(out_path, storage=storage, overwrite=opts.overwrite) as writer:
-                if opts.copy_input:
-                    for topic, msgtype in bag.topics.items():
-                        writer.add_topic(topic, msgtype, qos=bag.qos(topic))
-                for topic in image_topics:
-                    for name, out_topic in outputs[topic].items():
-                        if name == "overlay" and not opts.overlay:
-                            continue
-                        writer.add_topic(out_topic, STRING_TYPE if name == "weather" else IMAGE_TYPE)
-                progress = Progress(total, label="replay", enabled=opts.progress)
-                videos: dict[str, SideBySideVideo] = {}
-                if opts.video:
-                    for topic in image_topics:
-                        path = video_path_for_topic(opts.video, topic, len(image_topics))
-                        videos[topic] = SideBySideVideo(path, fps=fps.get(topic, 10.0))
-                try:
-                    self._pipeline_stages(bag, writer, image_topics, weather, summary, videos, progress)
-                finally:
-                    progress.close()
-                    for v in videos.values():
-                        v.close()
-                summary.videos = [v.path for v in videos.values() if v.frames]
+            input_topics = [(t, ty, bag.qos(t)) for t, ty in bag.topics.items()] if opts.copy_input else []
+        if out_path.exists() and not opts.overwrite:
+            raise BagError(f"output bag {out_path} exists already (pass --overwrite to replace it)")
+        outputs = output_topics(image_topics)
+        summary = ReplaySummary(
+            input_path=in_path,
+            output_path=out_path,
+            storage=storage,
+            topics={t: TopicStats() for t in image_topics},
+            outputs=outputs,
+        )
+        out_topics = list(input_topics)
+        for topic in image_topics:
+            for name, out_topic in outputs[topic].items():
+                if name == "overlay" and not opts.overlay:
+                    continue
+                out_topics.append((out_topic, STRING_TYPE if name == "weather" else IMAGE_TYPE, "reliable"))
+
+        def open_writer() -> BagWriter:
+            writer = BagWriter(out_path, storage=storage, overwrite=opts.overwrite)
+            try:
+                for topic, msgtype, qos in out_topics:
+                    writer.add_topic(topic, msgtype, qos=qos)
+            except BaseException:
+                writer.close()
+                raise
+            return writer
+
+        progress = Progress(total, label="replay", enabled=opts.progress)
+        videos: dict[str, SideBySideVideo] = {}
+        if opts.video:
+            for topic in image_topics:
+                path = video_path_for_topic(opts.video, topic, len(image_topics))
+                videos[topic] = SideBySideVideo(path, fps=fps.get(topic, 10.0))
+        try:
+            self._pipeline_stages(in_path, open_writer, image_topics, weather, summary, videos, progress)
+        finally:
+            progress.close()
+            for v in videos.values():
+                v.close()
+        summary.videos = [v.path for v in videos.values() if v.frames]
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -423,21 +469,30 @@ class Replayer:
 
     def _pipeline_stages(
         self,
-        bag: BagReader,
-        writer: BagWriter,
+        in_path: Path,
+        open_writer: Callable[[], BagWriter],
         image_topics: list[str],
         weather: _WeatherSource,
         summary: ReplaySummary,
         videos: dict[str, SideBySideVideo],
         progress: Progress,
     ) -> None:
+        if not self.options.threaded:
+            with BagReader(in_path) as bag, open_writer() as writer:
+                for item in self._items(bag, image_topics, weather, summary):
+                    self._infer(item, summary)
+                    self._emit(writer, item, summary, videos, progress)
+            return
         to_model: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
         to_writer: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
         errors: list[BaseException] = []
 
         def reader() -> None:
             try:
-                self._read(bag, image_topics, weather, summary, to_model)
+                with BagReader(in_path) as bag:
+                    for item in self._items(bag, image_topics, weather, summary):
+                        if not _put(to_model, item, self._stop):
+                            return
             except BaseException as exc:  # handed to the calling thread, re-raised there
                 errors.append(exc)
                 self._stop.set()
@@ -446,7 +501,9 @@ class Replayer:
 
         def write() -> None:
             try:
-                self._write(writer, summary, videos, progress, to_writer)
+                with open_writer() as writer:
+                    while (item := to_writer.get()) is not _DONE:
+                        self._emit(writer, item, summary, videos, progress)
             except BaseException as exc:
                 errors.append(exc)
                 self._stop.set()
@@ -459,7 +516,10 @@ class Replayer:
         for t in threads:
             t.start()
         try:
-            self._model_loop(summary, to_model, to_writer)
+            while (item := to_model.get()) is not _DONE:
+                self._infer(item, summary)
+                if not _put(to_writer, item, self._stop):
+                    break
         except BaseException as exc:
             errors.append(exc)
             self._stop.set()
@@ -472,35 +532,39 @@ class Replayer:
             # The first error is the cause; later ones are usually consequences of stopping.
             raise errors[0]
 
-    def _read(
+    def _items(
         self,
         bag: BagReader,
         image_topics: list[str],
         weather: _WeatherSource,
         summary: ReplaySummary,
-        out: queue.Queue,
-    ) -> None:
+    ) -> Iterator[_Item]:
+        """Stage 1: read, deserialise and decode; one item per frame to process."""
         opts = self.options
         wanted = set(image_topics)
         emitted = 0
         seen: dict[str, int] = dict.fromkeys(image_topics, 0)
         topics = None if opts.copy_input else image_topics
+        item = _Item()
         for msg in bag.messages(topics):
             if self._stop.is_set():
                 return
-            item = _Item(message=msg if opts.copy_input else None)
+            if opts.copy_input:
+                item.messages.append(msg)
             if msg.topic in wanted:
-                stats = summary.topics[msg.topic]
-                stats.frames += 1
+                summary.topics[msg.topic].frames += 1
                 index = seen[msg.topic]
                 seen[msg.topic] += 1
                 if index % opts.every == 0:
                     item.frame = self._prepare(msg, weather)
                     emitted += 1
-            if item.message is not None or item.frame is not None:
-                _put(out, item, self._stop)
+            if item.frame is not None or len(item.messages) >= _MAX_BATCH:
+                yield item
+                item = _Item()
             if opts.max_frames and emitted >= opts.max_frames:
                 return
+        if item.messages:
+            yield item
 
     def _prepare(self, msg: BagMessage, weather: _WeatherSource) -> _Frame:
         try:
@@ -510,77 +574,71 @@ class Replayer:
         condition, band = weather.pick(msg.topic, msg.timestamp, rgb)
         return _Frame(msg.topic, msg.timestamp, header, rgb, condition, band)
 
-    def _model_loop(self, summary: ReplaySummary, inbox: queue.Queue, outbox: queue.Queue) -> None:
-        want_overlay = self.options.overlay or bool(self.options.video)
-        while True:
-            item = inbox.get()
-            if item is _DONE:
-                return
-            frame = item.frame
-            if frame is not None and frame.error is None:
-                t0 = time.perf_counter()
-                try:
-                    item.result = self.pipeline.process(
-                        frame.rgb, frame.band, overlay=want_overlay, confidence=False
-                    )
-                except CausalTuneError as exc:
-                    # One bad frame (e.g. non-finite logits) must not end a long replay.
-                    frame.error = f"model failed: {exc}"
-                    item.result = None
-                summary.model_seconds += time.perf_counter() - t0
-            if not _put(outbox, item, self._stop):
-                return
+    def _infer(self, item: _Item, summary: ReplaySummary) -> None:
+        """Stage 2: the model."""
+        frame = item.frame
+        if frame is None or frame.error is not None:
+            return
+        t0 = time.perf_counter()
+        try:
+            item.result = self.pipeline.process(
+                frame.rgb,
+                frame.band,
+                overlay=self.options.overlay or bool(self.options.video),
+                confidence=False,
+            )
+        except CausalTuneError as exc:
+            # One bad frame (e.g. non-finite logits) must not end a long replay.
+            frame.error = f"model failed: {exc}"
+            item.result = None
+        summary.model_seconds += time.perf_counter() - t0
 
-    def _write(
+    def _emit(
         self,
         writer: BagWriter,
+        item: _Item,
         summary: ReplaySummary,
         videos: dict[str, SideBySideVideo],
         progress: Progress,
-        inbox: queue.Queue,
     ) -> None:
+        """Stage 3: copy the input messages, serialise and write the outputs, video, progress."""
         from causal_tune_ros.imaging import numpy_to_image
 
-        image_cls = msg_class(IMAGE_TYPE)
-        string_cls = msg_class(STRING_TYPE)
-        while True:
-            item = inbox.get()
-            if item is _DONE:
-                return
-            if item.message is not None:
-                writer.write(item.message.topic, item.message.timestamp, item.message.data)
-                summary.copied += 1
-            frame = item.frame
-            if frame is None:
-                continue
-            stats = summary.topics[frame.topic]
-            if frame.error is not None:
-                if item.result is None and frame.error.startswith("model failed"):
-                    stats.failed += 1
-                else:
-                    stats.corrupt += 1
-                stats.note(frame.stamp, frame.error)
-                LOG.warning("%s: skipping frame at t=%d: %s", frame.topic, frame.stamp, frame.error)
-                progress.update()
-                continue
-            result, out, t = item.result, summary.outputs[frame.topic], frame.stamp
-            h = frame.header
-            images = [
-                ("class_mask", result.class_mask, "mono8"),
-                ("drivable_mask", result.drivable_mask, "mono8"),
-            ]
-            if self.options.overlay:
-                images.insert(1, ("overlay", result.overlay, "rgb8"))
-            for name, array, encoding in images:
-                writer.write_message(out[name], t, numpy_to_image(array, encoding, h, image_cls))
-            writer.write_message(out["weather"], t, string_cls(data=frame.condition))
-            if frame.topic in videos:
-                videos[frame.topic].write(frame.rgb, result.overlay)
-            stats.processed += 1
-            stats.conditions[frame.condition] = stats.conditions.get(frame.condition, 0) + 1
-            if self.on_frame is not None:
-                self.on_frame(frame.topic, t, frame.rgb, result, frame.condition)
+        for message in item.messages:
+            writer.write(message.topic, message.timestamp, message.data)
+        summary.copied += len(item.messages)
+        frame = item.frame
+        if frame is None:
+            return
+        stats = summary.topics[frame.topic]
+        if frame.error is not None:
+            if item.result is None and frame.error.startswith("model failed"):
+                stats.failed += 1
+            else:
+                stats.corrupt += 1
+            stats.note(frame.stamp, frame.error)
+            LOG.warning("%s: skipping frame at t=%d: %s", frame.topic, frame.stamp, frame.error)
             progress.update()
+            return
+        image_cls = msg_class(IMAGE_TYPE)
+        result, out, t = item.result, summary.outputs[frame.topic], frame.stamp
+        h = frame.header
+        images = [
+            ("class_mask", result.class_mask, "mono8"),
+            ("drivable_mask", result.drivable_mask, "mono8"),
+        ]
+        if self.options.overlay:
+            images.insert(1, ("overlay", result.overlay, "rgb8"))
+        for name, array, encoding in images:
+            writer.write_message(out[name], t, numpy_to_image(array, encoding, h, image_cls))
+        writer.write_message(out["weather"], t, msg_class(STRING_TYPE)(data=frame.condition))
+        if frame.topic in videos:
+            videos[frame.topic].write(frame.rgb, result.overlay)
+        stats.processed += 1
+        stats.conditions[frame.condition] = stats.conditions.get(frame.condition, 0) + 1
+        if self.on_frame is not None:
+            self.on_frame(frame.topic, t, frame.rgb, result, frame.condition)
+        progress.update()
 
 
 def _put(q: queue.Queue, item: object, stop: threading.Event, force: bool = False) -> bool:

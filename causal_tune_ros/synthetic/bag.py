@@ -21,7 +21,7 @@ per-condition results are comparable.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,14 +124,38 @@ def parse_image_size(text: str | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
+def segments_of(conditions: Sequence[str], frames: int | Mapping[str, int]) -> list[tuple[str, int]]:
+    """``(condition, frame count)`` per drive segment.
+
+    Args:
+        conditions: Segment conditions, in order.
+        frames: Frames per segment: one count for all, or a count per condition.
+
+    Raises:
+        ConfigError: A count below 1, or a condition without a count.
+    """
+    result = []
+    for condition in conditions:
+        if isinstance(frames, Mapping):
+            if condition not in frames:
+                raise ConfigError(f"no frame count for condition {condition!r}")
+            n = int(frames[condition])
+        else:
+            n = int(frames)
+        if n < 1:
+            raise ConfigError(f"--frames must be >= 1, got {n} for {condition}")
+        result.append((condition, n))
+    return result
+
+
 def drive_frames(
-    conditions: Sequence[str], frames: int, height: int, width: int, seed: int = 0
+    conditions: Sequence[str], frames: int | Mapping[str, int], height: int, width: int, seed: int = 0
 ) -> Iterator[DriveFrame]:
-    """Render the drive frame by frame (one segment of ``frames`` per condition).
+    """Render the drive frame by frame (one segment per condition).
 
     Args:
         conditions: Weather conditions, one segment each, in order.
-        frames: Frames per condition.
+        frames: Frames per condition (one count, or a count per condition).
         height: Image height.
         width: Image width.
         seed: Seed of the first scene of each segment.
@@ -140,15 +164,13 @@ def drive_frames(
         :class:`DriveFrame` in time order.
 
     Raises:
-        ConfigError: ``frames < 1``.
+        ConfigError: A frame count below 1.
     """
     from causal_tune_ros.synthetic import render_scene
 
-    if frames < 1:
-        raise ConfigError(f"--frames must be >= 1, got {frames}")
     index = 0
-    for condition in conditions:
-        for k in range(frames):
+    for condition, count in segments_of(conditions, frames):
+        for k in range(count):
             scene_seed = seed + k
             frame = render_scene(scene_seed, condition, height, width)
             yield DriveFrame(index, START_NS + index * PERIOD_NS, scene_seed, frame)
@@ -249,7 +271,7 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> np.ndarray:
 def write_drive(
     path: str | Path,
     conditions: Sequence[str],
-    frames: int,
+    frames: int | Mapping[str, int],
     size: tuple[int, int] = (240, 320),
     compressed: bool = False,
     storage: str | None = None,
@@ -263,7 +285,7 @@ def write_drive(
     Args:
         path: Bag folder to create.
         conditions: Weather segments in order.
-        frames: Frames per condition.
+        frames: Frames per condition (one count, or a count per condition).
         size: ``(height, width)`` of the images.
         compressed: JPEG ``CompressedImage`` on ``/camera/image_raw/compressed`` instead of raw rgb8.
         storage: ``mcap`` or ``sqlite3`` (default: from the suffix, else mcap).
@@ -291,13 +313,14 @@ def write_drive(
         BagWriter,
         make_header,
         msg_class,
+        qos_profile,
     )
 
     started = time.perf_counter()
     conditions = parse_conditions(conditions)
     height, width = parse_image_size(size)
-    if drive is None and frames < 1:
-        raise ConfigError(f"--frames must be >= 1, got {frames}")
+    if drive is None:
+        segments_of(conditions, frames)  # validate before the bag folder is created
     frames_iter = drive if drive is not None else drive_frames(conditions, frames, height, width, seed)
     image_cls = msg_class(IMAGE_TYPE)
     string_cls = msg_class(STRING_TYPE)
@@ -305,8 +328,8 @@ def write_drive(
     with BagWriter(path, storage=storage, overwrite=overwrite) as writer:
         summary = DriveSummary(path=Path(path), storage=writer.storage)
         # Static TF and weather are latched (transient local), as tf2's static broadcaster publishes.
-        writer.add_topic(TF_STATIC_TOPIC, TF_MESSAGE_TYPE, qos="latched")
-        writer.add_topic(WEATHER_TOPIC, STRING_TYPE, qos="latched")
+        writer.add_topic(TF_STATIC_TOPIC, TF_MESSAGE_TYPE, qos=qos_profile("latched", depth=1))
+        writer.add_topic(WEATHER_TOPIC, STRING_TYPE, qos=qos_profile("latched", depth=1))
         writer.add_topic(CAMERA_INFO_TOPIC, CAMERA_INFO_TYPE, qos="reliable")
         writer.add_topic(image_topic, COMPRESSED_IMAGE_TYPE if compressed else IMAGE_TYPE, qos="reliable")
         writer.add_topic(GROUND_TRUTH_TOPIC, IMAGE_TYPE, qos="reliable")

@@ -39,7 +39,8 @@ def noise_window(kind: str, height: int, width: int, rng: np.random.Generator) -
     """A read-only ``(height, width)`` (or ``(height, width, 3)`` for ``"rgb"``) window of a cached field.
 
     Args:
-        kind: ``"fine"`` (per-pixel Gaussian), ``"coarse"`` (smooth blobs) or ``"rgb"`` (per-channel Gaussian).
+        kind: ``"fine"`` (per-pixel Gaussian), ``"coarse"`` (smooth blobs) or ``"rgb"`` (Gaussian per
+            channel).
         height: Rows.
         width: Columns.
         rng: Generator that picks the window's offset.

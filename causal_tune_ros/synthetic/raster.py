@@ -90,6 +90,23 @@ class Raster:
     plane: np.ndarray
     zmean: np.ndarray
     drawn: list[int] = field(default_factory=list)
+    _maps: np.ndarray | None = field(default=None, repr=False)
+
+    def gather(self, table: np.ndarray) -> np.ndarray:
+        """Per-pixel look-up ``table[ids]`` for a ``(N + 1,)`` or ``(N + 1, C)`` table (C <= 4).
+
+        OpenCV's nearest-neighbour ``remap`` over a one-row table image gathers all channels in one pass,
+        two to three times faster than numpy fancy indexing per channel.
+        """
+        table = np.ascontiguousarray(table)
+        if table.shape[0] >= 32000 or (table.ndim == 2 and table.shape[1] > 4) or table.dtype == np.float64:
+            return table[self.ids]
+        if self._maps is None:
+            self._maps = cv2.convertMaps(
+                self.ids.astype(np.float32), np.zeros(self.ids.shape, np.float32), cv2.CV_16SC2
+            )[0]
+        src = table[None] if table.ndim == 2 else table[None, :]
+        return cv2.remap(src, self._maps, None, cv2.INTER_NEAREST)
 
 
 def polygon_normal(verts: np.ndarray) -> np.ndarray:
@@ -192,10 +209,7 @@ def rasterize(prims: list[Primitive], cam: Camera, sun: np.ndarray) -> Raster:
         p = prims[i]
         o0, o1 = offsets[i], offsets[i + 1]
         if fast[i]:
-            if p.sizes:
-                polys = np.split(pts[o0:o1], np.cumsum(p.sizes)[:-1])
-            else:
-                polys = [pts[o0:o1]]
+            polys = np.split(pts[o0:o1], np.cumsum(p.sizes)[:-1]) if p.sizes else [pts[o0:o1]]
         else:
             polys = _clipped(opt[o0:o1], p.sizes, cam, limit)
             if not polys:
@@ -283,7 +297,7 @@ def _tables(ids: np.ndarray, prims: list[Primitive], geo: dict, sel: np.ndarray)
     zmean[1:] = zm
     shade_on = np.array([p.shade for p in drawn])
     shade = np.where(shade_on, 0.62 + 0.45 * np.maximum(0.0, nw @ geo["sun"]), 1.0)
-    color[1:] = np.array([p.color for p in drawn], np.float32) * shade[:, None]
+    color[1:] = np.clip(np.array([p.color for p in drawn], np.float32), 0.0, 1.0) * shade[:, None]
     return Raster(ids, cls, color, fine, coarse, emissive, snow, normal, plane, zmean, list(sel))
 
 
@@ -300,9 +314,10 @@ def depth_map(raster: Raster, cam: Camera) -> np.ndarray:
     rx, ry = cam.pixel_rays()
     ids = raster.ids
     pl = raster.plane
-    denom = pl[:, 0][ids] * rx + pl[:, 1][ids] * ry + pl[:, 2][ids]
+    px = raster.gather(pl)  # (H, W, 4)
+    denom = px[..., 0] * rx + px[..., 1] * ry + px[..., 2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        depth = pl[:, 3][ids] / denom
+        depth = px[..., 3] / denom
     # A rim pixel's ray can graze or miss its primitive's plane (rounding at polygon edges): fall back to the
     # primitive's mean depth there, then clamp to the drawable range.
     bad = ~(depth > 0.0) | ~np.isfinite(depth)

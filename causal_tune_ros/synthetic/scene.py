@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from causal_tune_ros.synthetic.camera import Camera, intrinsics
 from causal_tune_ros.synthetic.noise import noise_window
-from causal_tune_ros.synthetic.raster import SKY_DEPTH, Primitive, Raster, depth_map, polygon_normal, rasterize
+from causal_tune_ros.synthetic.raster import (
+    SKY_DEPTH,
+    Primitive,
+    Raster,
+    depth_map,
+    rasterize,
+)
 
 # Train ids (config/classes.yaml, Cityscapes order).
 ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN = 0, 1, 2, 3, 4, 5, 6, 7
@@ -155,12 +162,21 @@ class _Builder:
         self.cam_c = camera_center
 
     def add(self, verts: np.ndarray | list, cls: int, color, layer: int, dist: float = 0.0, **kw) -> None:
-        """Append one primitive (see :class:`Primitive` for the keyword arguments)."""
+        """Append one primitive (see :class:`Primitive` for the keyword arguments).
+
+        A one-sided primitive (``normal`` given) that faces away from the camera is dropped here already.
+        """
+        verts = np.asarray(verts, np.float64)
+        normal = kw.get("normal")
+        if normal is not None:
+            n, v, c = normal, verts[0], self.cam_c
+            if n[0] * (c[0] - v[0]) + n[1] * (c[1] - v[1]) + n[2] * (c[2] - v[2]) <= 0.0:
+                return
         self.prims.append(
             Primitive(
-                verts=np.asarray(verts, np.float64),
+                verts=verts,
                 cls=cls,
-                color=np.clip(np.asarray(color, np.float32), 0.0, 1.0),
+                color=np.asarray(color, np.float32),
                 layer=layer,
                 dist=dist,
                 seq=len(self.prims),
@@ -168,7 +184,9 @@ class _Builder:
             )
         )
 
-    def add_group(self, polys: list[np.ndarray], cls: int, color, layer: int, dist: float = 0.0, **kw) -> None:
+    def add_group(
+        self, polys: list[np.ndarray], cls: int, color, layer: int, dist: float = 0.0, **kw
+    ) -> None:
         """Append several coplanar polygons drawn with one id (same class, colour and plane)."""
         self.add(np.concatenate(polys), cls, color, layer, dist, sizes=tuple(len(p) for p in polys), **kw)
 
@@ -216,7 +234,9 @@ class _Builder:
         self.add(verts, cls, color, layer, dist, **kw)
 
 
-def _box(cx: float, cy: float, heading: float, length: float, width: float, z0: float, z1: float) -> np.ndarray:
+def _box(
+    cx: float, cy: float, heading: float, length: float, width: float, z0: float, z1: float
+) -> np.ndarray:
     """8 corners of an oriented box (bottom ccw from above, then top)."""
     c, s = math.cos(heading), math.sin(heading)
     local = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float64) * [length / 2, width / 2]
@@ -238,10 +258,20 @@ def _frustum(cx, cy, heading, bottom_x, top_x, bottom_w, top_w, z0, z1) -> np.nd
     return np.vstack([rect(bottom_x, bottom_w, z0), rect(top_x, top_w, z1)])
 
 
-def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 14, jitter=None) -> np.ndarray:
+@lru_cache(maxsize=32)
+def _unit_circle(n: int) -> np.ndarray:
     t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
-    r = 1.0 if jitter is None else jitter
-    return np.column_stack([cx + rx * r * np.cos(t), cy + ry * r * np.sin(t)])
+    circle = np.column_stack([np.cos(t), np.sin(t)])
+    circle.setflags(write=False)
+    return circle
+
+
+def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 14, jitter=None) -> np.ndarray:
+    """``(n, 2)`` points of an ellipse (radii optionally scaled per point by ``jitter``)."""
+    pts = _unit_circle(n) * (rx, ry)
+    if jitter is not None:
+        pts = pts * np.asarray(jitter)[:, None]
+    return pts + np.array([cx, cy])
 
 
 def _local_to_world(cx, cy, heading, pts: np.ndarray) -> np.ndarray:
@@ -286,7 +316,7 @@ def _build_ground(b: _Builder, road: tuple[float, float], sides: list[_Side], fa
     x0, x1 = -40.0, far
     grass = b.jitter((0.33, 0.42, 0.2) if rng.random() < 0.7 else (0.48, 0.44, 0.3), 0.05)
     b.add(_ground_quad(x0, x1, -800, 800), TERRAIN, grass, L_GROUND, fine=0.12, coarse=0.18, snow=1.0)
-    asphalt = b.jitter(np.full(3, rng.uniform(0.28, 0.42)) + (0.0, 0.0, 0.015), 0.02)
+    asphalt = b.jitter(np.full(3, rng.uniform(0.28, 0.42)) + np.array([0.0, 0.0, 0.015]), 0.02)
     b.add(_ground_quad(x0, x1, road[0], road[1]), ROAD, asphalt, L_GROUND, fine=0.07, coarse=0.06, snow=0.7)
     walk_col = b.jitter(
         (0.62, 0.6, 0.57) if rng.random() < 0.6 else (0.62, 0.52, 0.47), 0.05
@@ -299,18 +329,46 @@ def _build_ground(b: _Builder, road: tuple[float, float], sides: list[_Side], fa
         face = np.array([[x0, s.edge, 0.0], [x1, s.edge, 0.0], [x1, s.edge, h], [x0, s.edge, h]])
         b.add(face, SIDEWALK, curb_col * 0.85, L_MARKING, normal=np.array([0.0, -s.sign, 0.0]), fine=0.05)
         if s.verge > 0:
-            b.add(_ground_quad(x0, x1, s.y(0.25), s.y(0.25 + s.verge), h), TERRAIN, grass, L_GROUND,
-                  fine=0.12, coarse=0.2, snow=1.0)  # fmt: skip
+            b.add(
+                _ground_quad(x0, x1, s.y(0.25), s.y(0.25 + s.verge), h),
+                TERRAIN,
+                grass,
+                L_GROUND,
+                fine=0.12,
+                coarse=0.2,
+                snow=1.0,
+            )
         a, c = s.walk
-        b.add(_ground_quad(x0, x1, s.y(a), s.y(c), h), SIDEWALK, walk_col, L_GROUND, fine=0.06, coarse=0.05,
-              snow=0.95)  # fmt: skip
+        b.add(
+            _ground_quad(x0, x1, s.y(a), s.y(c), h),
+            SIDEWALK,
+            walk_col,
+            L_GROUND,
+            fine=0.06,
+            coarse=0.05,
+            snow=0.95,
+        )
         if s.yard > 0:
-            b.add(_ground_quad(x0, x1, s.y(c), s.y(c + s.yard), h), TERRAIN, grass, L_GROUND, fine=0.12,
-                  coarse=0.2, snow=1.0)  # fmt: skip
+            b.add(
+                _ground_quad(x0, x1, s.y(c), s.y(c + s.yard), h),
+                TERRAIN,
+                grass,
+                L_GROUND,
+                fine=0.12,
+                coarse=0.2,
+                snow=1.0,
+            )
 
 
-def _build_markings(b: _Builder, lanes_right: int, lanes_left: int, lane_w: float, y_right: float,
-                    parking: tuple[float, float], crosswalk: float | None) -> None:  # fmt: skip
+def _build_markings(
+    b: _Builder,
+    lanes_right: int,
+    lanes_left: int,
+    lane_w: float,
+    y_right: float,
+    parking: tuple[float, float],
+    crosswalk: float | None,
+) -> None:
     rng = b.rng
     white = b.jitter((0.88, 0.88, 0.86), 0.03)
     yellow = np.array([0.86, 0.7, 0.18])
@@ -359,7 +417,9 @@ def _build_markings(b: _Builder, lanes_right: int, lanes_left: int, lane_w: floa
 
 
 # --------------------------------------------------------------------------------------------- buildings
-def _building(b: _Builder, side: _Side, s: float, length: float, storefront_street: bool, tall: float) -> None:
+def _building(
+    b: _Builder, side: _Side, s: float, length: float, storefront_street: bool, tall: float
+) -> None:
     """One building block on the street front, from ``s`` to ``s + length`` along the road."""
     rng = b.rng
     line = side.building_line
@@ -391,15 +451,31 @@ def _building(b: _Builder, side: _Side, s: float, length: float, storefront_stre
         rise = rng.uniform(2.0, 5.0)
         roof_col = b.jitter((0.5, 0.22, 0.16) if rng.random() < 0.6 else (0.25, 0.26, 0.28), 0.05)
         ridge = y_face + side.sign * depth / 2
-        slope = np.array([[s, y_face, height], [s + length, y_face, height],
-                          [s + length, ridge, height + rise], [s, ridge, height + rise]])  # fmt: skip
+        slope = np.array(
+            [
+                [s, y_face, height],
+                [s + length, y_face, height],
+                [s + length, ridge, height + rise],
+                [s, ridge, height + rise],
+            ]
+        )
         n = np.array([0.0, -side.sign * rise, depth / 2])
-        b.add(slope, BUILDING, roof_col, L_BUILDING, dist, normal=n / np.linalg.norm(n), fine=0.05,
-              coarse=0.05, snow=1.0)  # fmt: skip
+        b.add(
+            slope,
+            BUILDING,
+            roof_col,
+            L_BUILDING,
+            dist,
+            normal=n / np.linalg.norm(n),
+            fine=0.05,
+            coarse=0.05,
+            snow=1.0,
+        )
     else:
         band = b.jitter(facade * 0.8, 0.03)
-        quad = np.array([[s, yw, height - 0.5], [s + length, yw, height - 0.5],
-                         [s + length, yw, height], [s, yw, height]])  # fmt: skip
+        quad = np.array(
+            [[s, yw, height - 0.5], [s + length, yw, height - 0.5], [s + length, yw, height], [s, yw, height]]
+        )
         b.add(quad, BUILDING, band, L_BUILDING, dist, normal=normal_road, fine=0.02)
     ground_floor = 0.0
     if storefront_street and rng.random() < 0.7 and height > 5.0:
@@ -407,12 +483,30 @@ def _building(b: _Builder, side: _Side, s: float, length: float, storefront_stre
         glass = b.jitter((0.16, 0.19, 0.22), 0.05)
         sign_col = b.jitter(_CAR_COLORS[rng.integers(len(_CAR_COLORS))], 0.1)
         x0, x1 = s + 0.5, s + length - 0.5
-        shop = np.array([[x0, yw, 0.3], [x1, yw, 0.3], [x1, yw, ground_floor - 0.9], [x0, yw, ground_floor - 0.9]])
+        shop = np.array(
+            [[x0, yw, 0.3], [x1, yw, 0.3], [x1, yw, ground_floor - 0.9], [x0, yw, ground_floor - 0.9]]
+        )
         lit = np.array([1.0, 0.9, 0.7]) * rng.uniform(0.5, 1.0) if rng.random() < 0.6 else None
-        b.add(shop, BUILDING, glass, L_BUILDING, dist, normal=normal_road, fine=0.02, coarse=0.08,
-              shade=False, emissive=lit)  # fmt: skip
-        board = np.array([[x0, yw, ground_floor - 0.8], [x1, yw, ground_floor - 0.8],
-                          [x1, yw, ground_floor - 0.2], [x0, yw, ground_floor - 0.2]])  # fmt: skip
+        b.add(
+            shop,
+            BUILDING,
+            glass,
+            L_BUILDING,
+            dist,
+            normal=normal_road,
+            fine=0.02,
+            coarse=0.08,
+            shade=False,
+            emissive=lit,
+        )
+        board = np.array(
+            [
+                [x0, yw, ground_floor - 0.8],
+                [x1, yw, ground_floor - 0.8],
+                [x1, yw, ground_floor - 0.2],
+                [x0, yw, ground_floor - 0.2],
+            ]
+        )
         b.add(board, BUILDING, sign_col, L_BUILDING, dist, normal=normal_road, fine=0.02)
     if not near:
         return
@@ -450,9 +544,18 @@ def _building(b: _Builder, side: _Side, s: float, length: float, storefront_stre
         if not len(polys):
             continue
         col = facade * 1.15 if name == "frame" else glass * (1.2 if name == "glass1" else 1.0)
-        b.add_group(list(polys), BUILDING, col, L_BUILDING, dist, normal=normal_road, fine=0.02,
-                    coarse=0.02 if name == "frame" else 0.12, shade=name == "frame",
-                    emissive=lit if name == "lit" else None)  # fmt: skip
+        b.add_group(
+            list(polys),
+            BUILDING,
+            col,
+            L_BUILDING,
+            dist,
+            normal=normal_road,
+            fine=0.02,
+            coarse=0.02 if name == "frame" else 0.12,
+            shade=name == "frame",
+            emissive=lit if name == "lit" else None,
+        )
 
 
 def _build_buildings(b: _Builder, side: _Side, far: float) -> None:
@@ -475,12 +578,28 @@ def _build_buildings(b: _Builder, side: _Side, far: float) -> None:
             off = line + rng.uniform(22.0, 40.0)
             height = rng.uniform(15.0, 45.0)
             y0, y1 = side.y(off), side.y(off + rng.uniform(10.0, 20.0))
-            v8 = np.array([[s, y0, 0], [s + length, y0, 0], [s + length, y1, 0], [s, y1, 0],
-                           [s, y0, height], [s + length, y0, height], [s + length, y1, height], [s, y1, height]],
-                          np.float64)  # fmt: skip
+            v8 = np.array(
+                [
+                    [s, y0, 0],
+                    [s + length, y0, 0],
+                    [s + length, y1, 0],
+                    [s, y1, 0],
+                    [s, y0, height],
+                    [s + length, y0, height],
+                    [s + length, y1, height],
+                    [s, y1, height],
+                ],
+                np.float64,
+            )
             col = b.jitter(_FACADE_COLORS[rng.integers(len(_FACADE_COLORS))], 0.06) * 0.9
-            b.solid(v8, BUILDING, {"default": col, "bottom": None}, L_BACK_ROW,
-                    b.distance(float(np.clip(b.cam_c[0], s, s + length)), y0), coarse=0.05)  # fmt: skip
+            b.solid(
+                v8,
+                BUILDING,
+                {"default": col, "bottom": None},
+                L_BACK_ROW,
+                b.distance(float(np.clip(b.cam_c[0], s, s + length)), y0),
+                coarse=0.05,
+            )
             s += length + rng.uniform(0.0, 15.0)
 
 
@@ -491,7 +610,14 @@ def _tree(b: _Builder, x: float, y: float, z: float, layer: int, scale: float = 
     trunk_w = rng.uniform(0.18, 0.3) * scale
     bark = b.jitter((0.3, 0.23, 0.16), 0.05)
     base = np.array([x, y, z])
-    trunk = np.array([[-trunk_w / 2, 0], [trunk_w / 2, 0], [trunk_w * 0.35, trunk_h + 0.5], [-trunk_w * 0.35, trunk_h + 0.5]])
+    trunk = np.array(
+        [
+            [-trunk_w / 2, 0],
+            [trunk_w / 2, 0],
+            [trunk_w * 0.35, trunk_h + 0.5],
+            [-trunk_w * 0.35, trunk_h + 0.5],
+        ]
+    )
     b.billboard(base, trunk, VEGETATION, bark, layer, dist, fine=0.08, snow=0.2)
     radius = rng.uniform(1.4, 3.0) * scale
     leaf = b.jitter((0.2, 0.34, 0.1) if rng.random() < 0.6 else (0.3, 0.42, 0.14), 0.05)
@@ -500,8 +626,17 @@ def _tree(b: _Builder, x: float, y: float, z: float, layer: int, scale: float = 
         cz = trunk_h + radius * rng.uniform(0.6, 1.2)
         r = radius * rng.uniform(0.55, 0.85)
         shape = _ellipse(cx, cz, r, r * rng.uniform(0.8, 1.1), 14, rng.uniform(0.8, 1.15, 14))
-        b.billboard(base, shape, VEGETATION, leaf * rng.uniform(0.85, 1.15), layer, dist, fine=0.2, coarse=0.35,
-                    snow=0.6)  # fmt: skip
+        b.billboard(
+            base,
+            shape,
+            VEGETATION,
+            leaf * rng.uniform(0.85, 1.15),
+            layer,
+            dist,
+            fine=0.2,
+            coarse=0.35,
+            snow=0.6,
+        )
 
 
 def _build_park(b: _Builder, side: _Side) -> None:
@@ -517,8 +652,17 @@ def _build_park(b: _Builder, side: _Side) -> None:
         r = rng.uniform(0.5, 1.2)
         shape = _ellipse(0.0, r * 0.6, r * 1.4, r * 0.8, 12, rng.uniform(0.85, 1.15, 12))
         shape[:, 1] = np.maximum(shape[:, 1], 0.0)
-        b.billboard(np.array([x, side.y(off), 0.0]), shape, VEGETATION, b.jitter((0.22, 0.36, 0.12)), L_YARD,
-                    b.distance(x, side.y(off)), fine=0.2, coarse=0.3, snow=0.7)  # fmt: skip
+        b.billboard(
+            np.array([x, side.y(off), 0.0]),
+            shape,
+            VEGETATION,
+            b.jitter((0.22, 0.36, 0.12)),
+            L_YARD,
+            b.distance(x, side.y(off)),
+            fine=0.2,
+            coarse=0.3,
+            snow=0.7,
+        )
 
 
 def _build_edge(b: _Builder, side: _Side, far: float) -> None:
@@ -530,26 +674,54 @@ def _build_edge(b: _Builder, side: _Side, far: float) -> None:
     normal = np.array([0.0, -side.sign, 0.0])
     while x < min(far, 200.0):
         length = rng.uniform(10.0, 40.0)
-        h = {"wall": rng.uniform(0.6, 2.0), "fence": rng.uniform(1.0, 1.8), "hedge": rng.uniform(0.8, 1.8)}[kind]
+        h = {"wall": rng.uniform(0.6, 2.0), "fence": rng.uniform(1.0, 1.8), "hedge": rng.uniform(0.8, 1.8)}[
+            kind
+        ]
         dist = b.distance(float(np.clip(b.cam_c[0], x, x + length)), yl)
         if kind == "hedge":
             v8 = _box(x + length / 2, yl + side.sign * 0.4, 0.0, length, 0.8, side.curb_h, side.curb_h + h)
-            b.solid(v8, VEGETATION, {"default": b.jitter((0.18, 0.32, 0.1)), "bottom": None}, L_EDGE, dist,
-                    fine=0.2, coarse=0.3, snow=0.8)  # fmt: skip
+            b.solid(
+                v8,
+                VEGETATION,
+                {"default": b.jitter((0.18, 0.32, 0.1)), "bottom": None},
+                L_EDGE,
+                dist,
+                fine=0.2,
+                coarse=0.3,
+                snow=0.8,
+            )
         elif kind == "wall":
             v8 = _box(x + length / 2, yl + side.sign * 0.15, 0.0, length, 0.3, side.curb_h, side.curb_h + h)
-            b.solid(v8, WALL, {"default": b.jitter((0.6, 0.58, 0.55)), "bottom": None}, L_EDGE, dist,
-                    fine=0.05, coarse=0.08)  # fmt: skip
+            b.solid(
+                v8,
+                WALL,
+                {"default": b.jitter((0.6, 0.58, 0.55)), "bottom": None},
+                L_EDGE,
+                dist,
+                fine=0.05,
+                coarse=0.08,
+            )
         else:
-            quad = np.array([[x, yl, side.curb_h], [x + length, yl, side.curb_h],
-                             [x + length, yl, side.curb_h + h], [x, yl, side.curb_h + h]])  # fmt: skip
+            quad = np.array(
+                [
+                    [x, yl, side.curb_h],
+                    [x + length, yl, side.curb_h],
+                    [x + length, yl, side.curb_h + h],
+                    [x, yl, side.curb_h + h],
+                ]
+            )
             col = b.jitter((0.4, 0.38, 0.33) if rng.random() < 0.5 else (0.25, 0.3, 0.25))
             b.add(quad, FENCE, col, L_EDGE, dist, fine=0.25, coarse=0.05, snow=0.2)
             # Darker bars (still fence: Cityscapes labels the whole fence region).
             for xb in np.arange(x, x + length, rng.uniform(1.5, 2.5)):
-                bar = np.array([[xb, yl + normal[1] * 0.02, side.curb_h], [xb + 0.08, yl + normal[1] * 0.02, side.curb_h],
-                                [xb + 0.08, yl + normal[1] * 0.02, side.curb_h + h + 0.1],
-                                [xb, yl + normal[1] * 0.02, side.curb_h + h + 0.1]])  # fmt: skip
+                bar = np.array(
+                    [
+                        [xb, yl + normal[1] * 0.02, side.curb_h],
+                        [xb + 0.08, yl + normal[1] * 0.02, side.curb_h],
+                        [xb + 0.08, yl + normal[1] * 0.02, side.curb_h + h + 0.1],
+                        [xb, yl + normal[1] * 0.02, side.curb_h + h + 0.1],
+                    ]
+                )
                 b.add(bar, FENCE, col * 0.6, L_EDGE, dist, normal=normal, fine=0.03)
         x += length + (rng.uniform(2.0, 12.0) if rng.random() < 0.5 else 0.0)
 
@@ -571,8 +743,17 @@ def _build_backdrop(b: _Builder, x: float) -> None:
             tops = rng.uniform(8.0, 20.0) + rng.uniform(-3.0, 3.0, n)
             poly = np.vstack([np.column_stack([ys, tops]), [[y + w, 0.0], [y, 0.0]]])
             verts = np.column_stack([np.full(len(poly), x + 5.0), poly])
-            b.add(verts, VEGETATION, b.jitter((0.22, 0.32, 0.16)), L_BACKDROP, x + 5.0, fine=0.1, coarse=0.3,
-                  normal=np.array([-1.0, 0, 0]), snow=0.6)  # fmt: skip
+            b.add(
+                verts,
+                VEGETATION,
+                b.jitter((0.22, 0.32, 0.16)),
+                L_BACKDROP,
+                x + 5.0,
+                fine=0.1,
+                coarse=0.3,
+                normal=np.array([-1.0, 0, 0]),
+                snow=0.6,
+            )
         y += w
 
 
@@ -583,16 +764,24 @@ def _street_lamp(b: _Builder, x: float, side: _Side, road_center: float) -> None
     dist = b.distance(x, y)
     h = rng.uniform(6.0, 9.0)
     col = b.jitter((0.42, 0.43, 0.45) if rng.random() < 0.7 else (0.15, 0.17, 0.16), 0.04)
-    b.solid(_box(x, y, 0.0, 0.16, 0.16, side.curb_h, h), POLE, {"default": col, "bottom": None}, L_OBJECT, dist)
+    b.solid(
+        _box(x, y, 0.0, 0.16, 0.16, side.curb_h, h), POLE, {"default": col, "bottom": None}, L_OBJECT, dist
+    )
     arm = rng.uniform(1.2, 2.2)
     ya = y - side.sign * arm
     ym = (y + ya) / 2
     b.solid(_box(x, ym, 0.0, 0.1, arm, h - 0.12, h), POLE, {"default": col, "bottom": None}, L_OBJECT, dist)
     lamp_col = np.array([1.0, 0.72, 0.38]) if rng.random() < 0.5 else np.array([0.95, 0.95, 1.0])
     head = _box(x, ya, 0.0, 0.35, 0.6, h - 0.3, h - 0.05)
-    b.solid(head, POLE, {"default": col * 0.8, "bottom": np.array([0.9, 0.9, 0.85])}, L_OBJECT, dist,
-            emissive=lamp_col * 1.5)  # fmt: skip
-    b.lights.append(Light(np.array([x, ya, h - 0.4]), lamp_col, power=rng.uniform(35.0, 60.0)))
+    b.solid(
+        head,
+        POLE,
+        {"default": col * 0.8, "bottom": np.array([0.9, 0.9, 0.85])},
+        L_OBJECT,
+        dist,
+        emissive=lamp_col * 1.5,
+    )
+    b.lights.append(Light(np.array([x, ya, h - 0.4]), lamp_col, power=rng.uniform(6.0, 12.0)))
 
 
 def _sign(b: _Builder, x: float, y: float, z0: float) -> None:
@@ -600,7 +789,9 @@ def _sign(b: _Builder, x: float, y: float, z0: float) -> None:
     dist = b.distance(x, y)
     h = rng.uniform(2.1, 2.8)
     pole_col = b.jitter((0.55, 0.56, 0.58), 0.04)
-    b.solid(_box(x, y, 0.0, 0.07, 0.07, z0, z0 + h), POLE, {"default": pole_col, "bottom": None}, L_OBJECT, dist)
+    b.solid(
+        _box(x, y, 0.0, 0.07, 0.07, z0, z0 + h), POLE, {"default": pole_col, "bottom": None}, L_OBJECT, dist
+    )
     r = rng.uniform(0.3, 0.42)
     zc = z0 + h + r * 0.9
     kind = rng.integers(5)
@@ -637,32 +828,70 @@ def _traffic_light(b: _Builder, x: float, y: float, z0: float, over_road: float 
     dist = b.distance(x, y)
     h = rng.uniform(2.6, 3.4)
     pole_col = b.jitter((0.3, 0.31, 0.33), 0.05)
-    b.solid(_box(x, y, 0.0, 0.14, 0.14, z0, z0 + h + 0.9), POLE, {"default": pole_col, "bottom": None}, L_OBJECT,
-            dist)  # fmt: skip
+    b.solid(
+        _box(x, y, 0.0, 0.14, 0.14, z0, z0 + h + 0.9),
+        POLE,
+        {"default": pole_col, "bottom": None},
+        L_OBJECT,
+        dist,
+    )
     housings = [(y, z0 + h)]
     if over_road is not None:
         zarm = z0 + h + 2.4
-        b.solid(_box(x, (y + over_road) / 2, 0.0, 0.12, abs(over_road - y), zarm, zarm + 0.15), POLE,
-                {"default": pole_col, "bottom": None}, L_OBJECT, dist)  # fmt: skip
-        b.solid(_box(x, y, 0.0, 0.14, 0.14, z0 + h + 0.9, zarm + 0.15), POLE, {"default": pole_col}, L_OBJECT, dist)
+        b.solid(
+            _box(x, (y + over_road) / 2, 0.0, 0.12, abs(over_road - y), zarm, zarm + 0.15),
+            POLE,
+            {"default": pole_col, "bottom": None},
+            L_OBJECT,
+            dist,
+        )
+        b.solid(
+            _box(x, y, 0.0, 0.14, 0.14, z0 + h + 0.9, zarm + 0.15),
+            POLE,
+            {"default": pole_col},
+            L_OBJECT,
+            dist,
+        )
         housings.append((over_road, zarm - 1.0))
     state = rng.integers(3)
     for yh, zh in housings:
         box = _box(x - 0.15, yh, 0.0, 0.25, 0.34, zh, zh + 0.95)
-        b.solid(box, TRAFFIC_LIGHT, {"default": np.array([0.07, 0.07, 0.08]), "bottom": None}, L_OBJECT, dist,
-                fine=0.02)  # fmt: skip
+        b.solid(
+            box,
+            TRAFFIC_LIGHT,
+            {"default": np.array([0.07, 0.07, 0.08]), "bottom": None},
+            L_OBJECT,
+            dist,
+            fine=0.02,
+        )
         for k, lamp in enumerate(((0.9, 0.1, 0.05), (0.95, 0.65, 0.05), (0.1, 0.85, 0.35))):
             on = k == state
             zc = zh + 0.78 - k * 0.3
             disc = _ellipse(yh, zc, 0.1, 0.1, 12)
             verts = np.column_stack([np.full(12, x - 0.28), disc])
             col = np.array(lamp) * (1.0 if on else 0.25)
-            b.add(verts, TRAFFIC_LIGHT, col, L_OBJECT, dist, normal=np.array([-1.0, 0, 0]), fine=0.01,
-                  shade=False, emissive=np.array(lamp) * 2.0 if on else None)  # fmt: skip
+            b.add(
+                verts,
+                TRAFFIC_LIGHT,
+                col,
+                L_OBJECT,
+                dist,
+                normal=np.array([-1.0, 0, 0]),
+                fine=0.01,
+                shade=False,
+                emissive=np.array(lamp) * 2.0 if on else None,
+            )
 
 
-def _person(b: _Builder, x: float, y: float, z0: float, cls: int = PERSON, riding: bool = False,
-            dist: float | None = None) -> None:  # fmt: skip
+def _person(
+    b: _Builder,
+    x: float,
+    y: float,
+    z0: float,
+    cls: int = PERSON,
+    riding: bool = False,
+    dist: float | None = None,
+) -> None:
     rng = b.rng
     dist = b.distance(x, y) if dist is None else dist
     s = rng.uniform(0.9, 1.1) * (1.0 if rng.random() > 0.08 else 0.7)
@@ -674,12 +903,17 @@ def _person(b: _Builder, x: float, y: float, z0: float, cls: int = PERSON, ridin
     kw = dict(fine=0.05, coarse=0.04, snow=0.0)
     hip = 0.88 * s
     if riding:
-        legs = [np.array([[-0.16, 0.35], [-0.02, 0.35], [-0.02, hip], [-0.18, hip]]) * [s, 1.0],
-                np.array([[0.02, 0.45], [0.16, 0.45], [0.18, hip], [0.02, hip]]) * [s, 1.0]]  # fmt: skip
+        legs = [
+            np.array([[-0.16, 0.35], [-0.02, 0.35], [-0.02, hip], [-0.18, hip]]) * [s, 1.0],
+            np.array([[0.02, 0.45], [0.16, 0.45], [0.18, hip], [0.02, hip]]) * [s, 1.0],
+        ]
     else:
         stride = rng.uniform(0.0, 0.18) * s
-        legs = [np.array([[-0.17 - stride, 0.0], [-0.04 - stride * 0.5, 0.0], [-0.02, hip], [-0.17, hip]]) * [s, 1],
-                np.array([[0.04 + stride * 0.5, 0.0], [0.17 + stride, 0.0], [0.17, hip], [0.02, hip]]) * [s, 1]]  # fmt: skip
+        legs = [
+            np.array([[-0.17 - stride, 0.0], [-0.04 - stride * 0.5, 0.0], [-0.02, hip], [-0.17, hip]])
+            * [s, 1],
+            np.array([[0.04 + stride * 0.5, 0.0], [0.17 + stride, 0.0], [0.17, hip], [0.02, hip]]) * [s, 1],
+        ]
     for leg in legs:
         b.billboard(base, leg, cls, pants, L_OBJECT, dist, **kw)
     shoulder = 1.43 * s
@@ -687,12 +921,16 @@ def _person(b: _Builder, x: float, y: float, z0: float, cls: int = PERSON, ridin
     b.billboard(base, torso, cls, top, L_OBJECT, dist, **kw)
     for sign in (-1.0, 1.0):
         swing = rng.uniform(-0.06, 0.06)
-        arm = np.array([[0.2, shoulder], [0.29, shoulder - 0.02], [0.3 + swing, hip - 0.1], [0.23 + swing, hip - 0.1]])
+        arm = np.array(
+            [[0.2, shoulder], [0.29, shoulder - 0.02], [0.3 + swing, hip - 0.1], [0.23 + swing, hip - 0.1]]
+        )
         arm[:, 0] *= sign * s
         b.billboard(base, arm, cls, top * 0.92, L_OBJECT, dist, **kw)
         hand = _ellipse((0.265 + swing) * sign * s, hip - 0.14, 0.045, 0.06, 8)
         b.billboard(base, hand, cls, skin, L_OBJECT, dist, **kw)
-    neck = np.array([[-0.05, shoulder - 0.02], [0.05, shoulder - 0.02], [0.05, shoulder + 0.08], [-0.05, shoulder + 0.08]])
+    neck = np.array(
+        [[-0.05, shoulder - 0.02], [0.05, shoulder - 0.02], [0.05, shoulder + 0.08], [-0.05, shoulder + 0.08]]
+    )
     b.billboard(base, neck * [s, 1], cls, skin * 0.9, L_OBJECT, dist, **kw)
     head_c = shoulder + 0.18 * s
     b.billboard(base, _ellipse(0, head_c, 0.095 * s, 0.12 * s, 14), cls, skin, L_OBJECT, dist, **kw)
@@ -701,7 +939,9 @@ def _person(b: _Builder, x: float, y: float, z0: float, cls: int = PERSON, ridin
     b.billboard(base, cap, cls, hair, L_OBJECT, dist, **kw)
 
 
-def _two_wheeler(b: _Builder, x: float, y: float, heading: float, motor: bool, rider: bool, z0: float = 0.0) -> None:
+def _two_wheeler(
+    b: _Builder, x: float, y: float, heading: float, motor: bool, rider: bool, z0: float = 0.0
+) -> None:
     rng = b.rng
     dist = b.distance(x, y)
     cls = MOTORCYCLE if motor else BICYCLE
@@ -713,11 +953,19 @@ def _two_wheeler(b: _Builder, x: float, y: float, heading: float, motor: bool, r
     ang = np.linspace(0.0, 2 * math.pi, 18, endpoint=False)
     for cx in (-wb, wb):
         ring = np.column_stack([cx + r * np.cos(ang), np.zeros_like(ang), r + r * np.sin(ang)])
-        b.add(_local_to_world(x, y, heading, ring) + [0, 0, z0], cls, tyre, L_OBJECT, dist, line_width=width,
-              closed=True, fine=0.02)  # fmt: skip
+        b.add(
+            _local_to_world(x, y, heading, ring) + np.array([0.0, 0.0, z0]),
+            cls,
+            tyre,
+            L_OBJECT,
+            dist,
+            line_width=width,
+            closed=True,
+            fine=0.02,
+        )
     if motor:
         body = _box(0.0, 0.0, 0.0, 1.0, 0.36, r + 0.05, r + 0.55)
-        body = _local_to_world(x, y, heading, body) + [0, 0, z0]
+        body = _local_to_world(x, y, heading, body) + np.array([0.0, 0.0, z0])
         b.solid(body, cls, {"default": frame_col, "bottom": None}, L_OBJECT, dist, fine=0.03)
     else:
         pts = {
@@ -727,20 +975,40 @@ def _two_wheeler(b: _Builder, x: float, y: float, heading: float, motor: bool, r
             "head": (wb - 0.12, 0.0, 0.85),
             "front": (wb, 0.0, r),
         }
-        segs = [("rear", "bb"), ("bb", "seat"), ("seat", "head"), ("bb", "head"), ("head", "front"), ("rear", "seat")]
+        segs = [
+            ("rear", "bb"),
+            ("bb", "seat"),
+            ("seat", "head"),
+            ("bb", "head"),
+            ("head", "front"),
+            ("rear", "seat"),
+        ]
         for p0, p1 in segs:
-            seg = _local_to_world(x, y, heading, np.array([pts[p0], pts[p1]])) + [0, 0, z0]
+            seg = _local_to_world(x, y, heading, np.array([pts[p0], pts[p1]])) + np.array([0.0, 0.0, z0])
             b.add(seg, cls, frame_col, L_OBJECT, dist, line_width=0.035, fine=0.02)
-        bar = _local_to_world(x, y, heading, np.array([[wb - 0.15, -0.25, 1.0], [wb - 0.15, 0.25, 1.0]])) + [0, 0, z0]
+        lift = np.array([0.0, 0.0, z0])
+        bar = (
+            _local_to_world(x, y, heading, np.array([[wb - 0.15, -0.25, 1.0], [wb - 0.15, 0.25, 1.0]])) + lift
+        )
         b.add(bar, cls, np.array([0.1, 0.1, 0.1]), L_OBJECT, dist, line_width=0.03)
-        saddle = _local_to_world(x, y, heading, np.array([[-0.32, 0.0, 0.9], [-0.08, 0.0, 0.9]])) + [0, 0, z0]
+        saddle = _local_to_world(x, y, heading, np.array([[-0.32, 0.0, 0.9], [-0.08, 0.0, 0.9]])) + np.array(
+            [0.0, 0.0, z0]
+        )
         b.add(saddle, cls, np.array([0.08, 0.08, 0.08]), L_OBJECT, dist, line_width=0.07)
     if rider:
         _person(b, x, y, z0 + (0.15 if motor else 0.05), cls=RIDER, riding=True, dist=dist - 0.01)
 
 
-def _vehicle(b: _Builder, x: float, y: float, heading: float, kind: str, lights_on: bool, road: tuple[float, float],
-             moving: bool) -> None:  # fmt: skip
+def _vehicle(
+    b: _Builder,
+    x: float,
+    y: float,
+    heading: float,
+    kind: str,
+    lights_on: bool,
+    road: tuple[float, float],
+    moving: bool,
+) -> None:
     rng = b.rng
     dist = b.distance(x, y)
     if kind == "car":
@@ -754,7 +1022,9 @@ def _vehicle(b: _Builder, x: float, y: float, heading: float, kind: str, lights_
         cls, body_z = BUS, (0.35, height)
     color = b.jitter(_CAR_COLORS[rng.integers(len(_CAR_COLORS))], 0.03)
     if kind == "bus":
-        color = b.jitter([(0.9, 0.85, 0.2), (0.85, 0.85, 0.85), (0.7, 0.1, 0.1), (0.15, 0.35, 0.65)][rng.integers(4)])
+        color = b.jitter(
+            [(0.9, 0.85, 0.2), (0.85, 0.85, 0.85), (0.7, 0.1, 0.1), (0.15, 0.35, 0.65)][rng.integers(4)]
+        )
     glass = b.jitter((0.1, 0.12, 0.15), 0.04)
     dark = np.array([0.05, 0.05, 0.055])
     c, s = math.cos(heading), math.sin(heading)
@@ -766,42 +1036,86 @@ def _vehicle(b: _Builder, x: float, y: float, heading: float, kind: str, lights_
     b.add(fp, ROAD, np.array([0.1, 0.1, 0.11]), L_MARKING, fine=0.05, coarse=0.05, snow=0.3)
 
     # Tyres (seen below the body from behind), then body.
-    axles = [(-length / 2 + 0.8, 0.32), (length / 2 - 0.8, 0.32)] if kind == "car" else [
-        (-length / 2 + 1.3, 0.48), (length / 2 - 1.4, 0.48)]  # fmt: skip
-    for ax, r in axles:
-        for side in (-1.0, 1.0):
-            wx, wy = x + c * ax - s * side * (width / 2 - 0.15), y + s * ax + c * side * (width / 2 - 0.15)
-            b.solid(_box(wx, wy, heading, 2 * r, 0.24, 0.0, 2 * r), cls, {"default": dark}, L_OBJECT, dist, **kw)
+    axles = (
+        [(-length / 2 + 0.8, 0.32), (length / 2 - 0.8, 0.32)]
+        if kind == "car"
+        else [(-length / 2 + 1.3, 0.48), (length / 2 - 1.4, 0.48)]
+    )
+    for ax, r in axles:  # one dark box per axle: the tyres (and the shadowed underside between them)
+        wx, wy = x + c * ax, y + s * ax
+        b.solid(
+            _box(wx, wy, heading, 2 * r, width - 0.06, 0.0, 2 * r),
+            cls,
+            {"default": dark},
+            L_OBJECT,
+            dist,
+            **kw,
+        )
     body = _box(x, y, heading, length, width, body_z[0], body_z[1])
     b.solid(body, cls, {"default": color, "bottom": None}, L_OBJECT, dist, **kw)
 
     def face_quad(lx: float, y0: float, y1: float, z0: float, z1: float) -> np.ndarray:
-        return _local_to_world(x, y, heading, np.array([[lx, y0, z0], [lx, y1, z0], [lx, y1, z1], [lx, y0, z1]]))
+        return _local_to_world(
+            x, y, heading, np.array([[lx, y0, z0], [lx, y1, z0], [lx, y1, z1], [lx, y0, z1]])
+        )
 
     def side_quad(ly: float, x0: float, x1: float, z0: float, z1: float) -> np.ndarray:
-        return _local_to_world(x, y, heading, np.array([[x0, ly, z0], [x1, ly, z0], [x1, ly, z1], [x0, ly, z1]]))
+        return _local_to_world(
+            x, y, heading, np.array([[x0, ly, z0], [x1, ly, z0], [x1, ly, z1], [x0, ly, z1]])
+        )
 
     fwd = np.array([c, s, 0.0])
     left = np.array([-s, c, 0.0])
     if kind == "car":
-        cab = _frustum(x, y, heading, (-length / 2 + 0.45, length / 2 - 1.2), (-length / 2 + 0.9, length / 2 - 1.85),
-                       width - 0.1, width - 0.4, body_z[1], height)  # fmt: skip
+        cab = _frustum(
+            x,
+            y,
+            heading,
+            (-length / 2 + 0.45, length / 2 - 1.2),
+            (-length / 2 + 0.9, length / 2 - 1.85),
+            width - 0.1,
+            width - 0.4,
+            body_z[1],
+            height,
+        )
         b.solid(cab, cls, {"default": glass, "top": color, "bottom": None}, L_OBJECT, dist, **kw)
     elif kind == "truck":
         # Cargo box behind a cab with a windscreen.
         cargo_len = length - 2.2
-        b.solid(_box(x - c * 1.1, y - s * 1.1, heading, cargo_len, width, body_z[0] + 0.2, height + 0.1), cls,
-                {"default": b.jitter((0.85, 0.85, 0.85), 0.1), "bottom": None}, L_OBJECT, dist, **kw)  # fmt: skip
+        b.solid(
+            _box(x - c * 1.1, y - s * 1.1, heading, cargo_len, width, body_z[0] + 0.2, height + 0.1),
+            cls,
+            {"default": b.jitter((0.85, 0.85, 0.85), 0.1), "bottom": None},
+            L_OBJECT,
+            dist,
+            **kw,
+        )
         ws = face_quad(length / 2 + 0.01, -width / 2 + 0.15, width / 2 - 0.15, 1.6, 2.5)
         b.add(ws, cls, glass, L_OBJECT, dist, normal=fwd, shade=False, **kw)
     else:
         for ly, n in ((width / 2 + 0.01, left), (-width / 2 - 0.01, -left)):
             band = side_quad(ly, -length / 2 + 0.4, length / 2 - 0.5, 1.25, height - 0.35)
             b.add(band, cls, glass, L_OBJECT, dist, normal=n, shade=False, **kw)
-        b.add(face_quad(length / 2 + 0.01, -width / 2 + 0.1, width / 2 - 0.1, 1.1, height - 0.25), cls, glass,
-              L_OBJECT, dist, normal=fwd, shade=False, **kw)  # fmt: skip
-        b.add(face_quad(-length / 2 - 0.01, -width / 2 + 0.3, width / 2 - 0.3, 1.8, height - 0.35)[::-1], cls,
-              glass, L_OBJECT, dist, normal=-fwd, shade=False, **kw)  # fmt: skip
+        b.add(
+            face_quad(length / 2 + 0.01, -width / 2 + 0.1, width / 2 - 0.1, 1.1, height - 0.25),
+            cls,
+            glass,
+            L_OBJECT,
+            dist,
+            normal=fwd,
+            shade=False,
+            **kw,
+        )
+        b.add(
+            face_quad(-length / 2 - 0.01, -width / 2 + 0.3, width / 2 - 0.3, 1.8, height - 0.35)[::-1],
+            cls,
+            glass,
+            L_OBJECT,
+            dist,
+            normal=-fwd,
+            shade=False,
+            **kw,
+        )
     # Wheel discs on the sides.
     for ax, r in axles:
         for ly, n in ((width / 2 + 0.01, left), (-width / 2 - 0.01, -left)):
@@ -809,7 +1123,9 @@ def _vehicle(b: _Builder, x: float, y: float, heading: float, kind: str, lights_
             disc = _local_to_world(x, y, heading, np.column_stack([ring[:, 0], np.full(14, ly), ring[:, 1]]))
             b.add(disc, cls, dark, L_OBJECT, dist, normal=n, **kw)
             hub = _ellipse(ax, r, r * 0.5, r * 0.5, 10)
-            disc = _local_to_world(x, y, heading, np.column_stack([hub[:, 0], np.full(10, ly * 1.003), hub[:, 1]]))
+            disc = _local_to_world(
+                x, y, heading, np.column_stack([hub[:, 0], np.full(10, ly * 1.003), hub[:, 1]])
+            )
             b.add(disc, cls, np.array([0.55, 0.55, 0.57]), L_OBJECT, dist, normal=n, **kw)
     # Lights and plates.
     zl = min(body_z[1] - 0.12, 0.85) if kind == "car" else 0.9
@@ -818,20 +1134,53 @@ def _vehicle(b: _Builder, x: float, y: float, heading: float, kind: str, lights_
     for sgn in (-1.0, 1.0):
         yy = sgn * (width / 2 - 0.1 - lw / 2)
         rear = face_quad(-length / 2 - 0.01, yy - lw / 2, yy + lw / 2, zl - 0.14, zl)[::-1]
-        b.add(rear, cls, np.array([0.55, 0.05, 0.05]), L_OBJECT, dist, normal=-fwd, shade=False,
-              emissive=np.array([1.0, 0.08, 0.04]) * (1.6 if brake else 0.7) if (moving or lights_on) else None,
-              **kw)  # fmt: skip
+        b.add(
+            rear,
+            cls,
+            np.array([0.55, 0.05, 0.05]),
+            L_OBJECT,
+            dist,
+            normal=-fwd,
+            shade=False,
+            emissive=np.array([1.0, 0.08, 0.04]) * (1.6 if brake else 0.7) if (moving or lights_on) else None,
+            **kw,
+        )
         front = face_quad(length / 2 + 0.01, yy - lw / 2, yy + lw / 2, zl - 0.2, zl - 0.06)
-        b.add(front, cls, np.array([0.85, 0.85, 0.82]), L_OBJECT, dist, normal=fwd, shade=False,
-              emissive=np.array([1.0, 0.95, 0.8]) * 2.5 if lights_on else None, **kw)  # fmt: skip
+        b.add(
+            front,
+            cls,
+            np.array([0.85, 0.85, 0.82]),
+            L_OBJECT,
+            dist,
+            normal=fwd,
+            shade=False,
+            emissive=np.array([1.0, 0.95, 0.8]) * 2.5 if lights_on else None,
+            **kw,
+        )
         if lights_on and moving:
             pos = _local_to_world(x, y, heading, np.array([[length / 2 + 0.05, yy, zl - 0.13]]))[0]
-            b.lights.append(Light(pos, np.array([1.0, 0.95, 0.85]), 25.0, direction=fwd, cone=0.93))
+            b.lights.append(Light(pos, np.array([1.0, 0.95, 0.85]), 8.0, direction=fwd, cone=0.93))
     plate_col = np.array([0.85, 0.85, 0.82])
-    b.add(face_quad(-length / 2 - 0.012, -0.26, 0.26, 0.45, 0.56)[::-1], cls, plate_col, L_OBJECT, dist,
-          normal=-fwd, shade=False, **kw)  # fmt: skip
-    b.add(face_quad(length / 2 + 0.012, -0.26, 0.26, 0.35, 0.46), cls, plate_col, L_OBJECT, dist, normal=fwd,
-          shade=False, **kw)  # fmt: skip
+    b.add(
+        face_quad(-length / 2 - 0.012, -0.26, 0.26, 0.45, 0.56)[::-1],
+        cls,
+        plate_col,
+        L_OBJECT,
+        dist,
+        normal=-fwd,
+        shade=False,
+        **kw,
+    )
+    b.add(
+        face_quad(length / 2 + 0.012, -0.26, 0.26, 0.35, 0.46),
+        cls,
+        plate_col,
+        L_OBJECT,
+        dist,
+        normal=fwd,
+        shade=False,
+        **kw,
+    )
 
 
 # --------------------------------------------------------------------------------------------- scene
@@ -877,7 +1226,10 @@ def build_geometry(seed: int, height: int = 512, width: int = 1024) -> SceneGeom
     lanes_right = int(rng.integers(1, 3))
     lanes_left = 0 if rng.random() < 0.12 else int(rng.integers(1, 3))
     ego_lane = int(rng.integers(lanes_right))  # counted from the right
-    parking = (rng.uniform(2.0, 2.5) if rng.random() < 0.55 else 0.0, rng.uniform(2.0, 2.5) if rng.random() < 0.4 else 0.0)
+    parking = (
+        rng.uniform(2.0, 2.5) if rng.random() < 0.55 else 0.0,
+        rng.uniform(2.0, 2.5) if rng.random() < 0.4 else 0.0,
+    )
     ego_y = rng.uniform(-0.35, 0.35)
     # Street frame: y = 0 at the centre of the ego lane.
     y_right = -(ego_lane + 0.5) * lane_w - parking[0]
@@ -906,7 +1258,9 @@ def build_geometry(seed: int, height: int = 512, width: int = 1024) -> SceneGeom
     K = intrinsics(width, height, hfov)
     cam = Camera.build(K, width, height, pose, vehicle_xy=(0.0, ego_y), vehicle_heading=heading)
     sun_el, sun_az = math.radians(rng.uniform(20.0, 60.0)), rng.uniform(0.0, 2 * math.pi)
-    sun = np.array([math.cos(sun_el) * math.cos(sun_az), math.cos(sun_el) * math.sin(sun_az), math.sin(sun_el)])
+    sun = np.array(
+        [math.cos(sun_el) * math.cos(sun_az), math.cos(sun_el) * math.sin(sun_az), math.sin(sun_el)]
+    )
 
     b = _Builder(rng, cam.center)
     crosswalk = rng.uniform(15.0, 55.0) if rng.random() < 0.4 else None
@@ -976,8 +1330,16 @@ def build_geometry(seed: int, height: int = 512, width: int = 1024) -> SceneGeom
                 if kind == "car" and rng.random() < 0.06 and same_dir:
                     _two_wheeler(b, x, ly + rng.uniform(-0.5, 0.5), heading_v, motor=True, rider=True)
                 else:
-                    _vehicle(b, x, ly + rng.uniform(-0.25, 0.25), heading_v + rng.uniform(-0.03, 0.03), kind,
-                             lights_night, (y_right, y_left), moving=True)  # fmt: skip
+                    _vehicle(
+                        b,
+                        x,
+                        ly + rng.uniform(-0.25, 0.25),
+                        heading_v + rng.uniform(-0.03, 0.03),
+                        kind,
+                        lights_night,
+                        (y_right, y_left),
+                        moving=True,
+                    )
             x += rng.uniform(10.0, 30.0)
     for side_k, width_p in enumerate(parking):
         if width_p <= 0:
@@ -987,24 +1349,48 @@ def build_geometry(seed: int, height: int = 512, width: int = 1024) -> SceneGeom
         while x < 110.0:
             length = 4.6
             if rng.random() < 0.7:
-                _vehicle(b, x + length / 2, ly + rng.uniform(-0.15, 0.15), rng.uniform(-0.03, 0.03)
-                         + (0.0 if side_k == 0 or rng.random() < 0.5 else math.pi), "car", False,
-                         (y_right, y_left), moving=False)  # fmt: skip
+                _vehicle(
+                    b,
+                    x + length / 2,
+                    ly + rng.uniform(-0.15, 0.15),
+                    rng.uniform(-0.03, 0.03) + (0.0 if side_k == 0 or rng.random() < 0.5 else math.pi),
+                    "car",
+                    False,
+                    (y_right, y_left),
+                    moving=False,
+                )
             x += length + rng.uniform(0.6, 4.0)
     # Cyclists along the right edge, bicycles parked on the sidewalks.
     for _ in range(int(rng.integers(0, 3))):
-        _two_wheeler(b, rng.uniform(8.0, 60.0), y_right + parking[0] + 0.7, rng.uniform(-0.05, 0.05), motor=False,
-                     rider=True)  # fmt: skip
+        _two_wheeler(
+            b,
+            rng.uniform(8.0, 60.0),
+            y_right + parking[0] + 0.7,
+            rng.uniform(-0.05, 0.05),
+            motor=False,
+            rider=True,
+        )
     for _ in range(int(rng.integers(0, 3))):
         side = sides[int(rng.integers(2))]
-        _two_wheeler(b, rng.uniform(4.0, 40.0), side.y(side.walk[0] + 0.5), rng.uniform(0.6, 2.5), motor=False,
-                     rider=False, z0=side.curb_h)  # fmt: skip
+        _two_wheeler(
+            b,
+            rng.uniform(4.0, 40.0),
+            side.y(side.walk[0] + 0.5),
+            rng.uniform(0.6, 2.5),
+            motor=False,
+            rider=False,
+            z0=side.curb_h,
+        )
     # Our own headlights (used at night).
     ego = cam.center.copy()
     fwd = np.array([math.cos(heading), math.sin(heading), 0.0])
     for lat in (-0.7, 0.7):
         pos = np.array([ego[0] + 1.8 * fwd[0], ego[1] + lat + 1.8 * fwd[1], 0.7])
-        b.lights.append(Light(pos, np.array([1.0, 0.96, 0.88]), 120.0, direction=fwd + [0, 0, -0.06], cone=0.96))
+        b.lights.append(
+            Light(
+                pos, np.array([1.0, 0.96, 0.88]), 40.0, direction=fwd + np.array([0.0, 0.0, -0.06]), cone=0.95
+            )
+        )
 
     raster = rasterize(b.prims, cam, sun)
     return _finish(seed, height, width, K, pose, cam, raster, b, rng, lanes, (y_right, y_left), sun)
@@ -1018,30 +1404,38 @@ def _sky_colors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 def _finish(seed, height, width, K, pose, cam, raster, b, rng, lanes, road_edges, sun) -> SceneGeometry:
     ids = raster.ids
-    labels = raster.cls[ids]
+    labels = raster.gather(raster.cls)
     depth = depth_map(raster, cam)
     rx, ry = cam.pixel_rays()
     distance = depth * np.sqrt(rx * rx + ry * ry + 1.0, dtype=np.float32)
     # Colours: per-channel gathers are much faster than one (N, 3) fancy index.
     col = raster.color
-    tex = 1.0 + raster.fine[ids] * noise_window("fine", height, width, rng)
-    tex += raster.coarse[ids] * noise_window("coarse", height, width, rng)
-    base = np.empty((height, width, 3), np.float32)
-    for k in range(3):
-        base[..., k] = col[:, k][ids] * tex
+    amp = raster.gather(np.column_stack([raster.fine, raster.coarse]))
+    tex = amp[..., 0] * noise_window("fine", height, width, rng)
+    tex += amp[..., 1] * noise_window("coarse", height, width, rng)
+    tex += 1.0
+    base = raster.gather(raster.color)
+    base *= tex[..., None]
     sky = ids == 0
     horizon = cam.horizon_rows()
     sky_h, sky_z = _sky_colors(rng)
-    if sky.any():
-        rows = np.arange(height, dtype=np.float32)[:, None]
-        t = np.clip((horizon[None, :] - rows) / (0.9 * height), 0.0, 1.0) ** 0.6
-        clouds = np.clip(noise_window("coarse", height, width, rng) * 0.5 - rng.uniform(0.0, 0.6), 0.0, 1.0)
-        clouds *= rng.uniform(0.3, 1.0)
-        ys, xs = np.nonzero(sky)
-        tt = t[ys, xs][:, None]
-        cl = clouds[ys, xs][:, None]
-        sky_col = sky_h * (1 - tt) + sky_z * tt
-        base[ys, xs] = sky_col * (1 - cl) + np.array([0.93, 0.93, 0.95]) * cl
+    rows_with_sky = np.flatnonzero(sky.any(axis=1))
+    if rows_with_sky.size:
+        # Only the band of rows that holds sky is shaded (the sky is in the upper part of the image).
+        r1 = int(rows_with_sky[-1]) + 1
+        rows = np.arange(r1, dtype=np.float32)[:, None]
+        t = np.clip((horizon[None, :] - rows) / np.float32(0.9 * height), 0.0, 1.0) ** np.float32(0.6)
+        clouds = noise_window("coarse", height, width, rng)[:r1] * np.float32(0.5) - np.float32(
+            rng.uniform(0.0, 0.6)
+        )
+        np.clip(clouds, 0.0, 1.0, out=clouds)
+        clouds *= np.float32(rng.uniform(0.3, 1.0))
+        band = base[:r1]
+        mask = sky[:r1]
+        cloud_col = np.array([0.93, 0.93, 0.95], np.float32)
+        for k in range(3):
+            col = (sky_h[k] + (sky_z[k] - sky_h[k]) * t) * (1.0 - clouds) + cloud_col[k] * clouds
+            np.copyto(band[..., k], col.astype(np.float32), where=mask)
     np.clip(base, 0.0, 1.0, out=base)
     return SceneGeometry(
         seed=int(seed),

@@ -97,12 +97,23 @@ class DatasetConfig:
 
 @dataclass
 class DataConfig:
-    """Training / validation data and the class set (its length is the number of output classes)."""
+    """Training / validation data and the class set (its length is the number of output classes).
+
+    Attributes:
+        train: Training set.
+        val: Validation set (``None``: no validation).
+        classes: Class-set YAML (``None``: the packaged 19 Cityscapes classes).
+        num_workers: DataLoader worker processes for training batches.
+        cache: Keep decoded / rendered training and validation samples in memory after their first use
+            (small synthetic sets, whose rendering costs more than the model; use with ``num_workers: 0``,
+            since every worker would hold its own copy).
+    """
 
     train: DatasetConfig = field(default_factory=DatasetConfig)
     val: DatasetConfig | None = None
     classes: str | None = None
     num_workers: int = 0
+    cache: bool = False
 
 
 @dataclass

@@ -158,6 +158,19 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
     return float(total[0]) / info.world_size
 
 
+def average_tensors_(tensors: list[torch.Tensor], info: DistInfo) -> None:
+    """Replace each floating tensor by its mean over ranks, in place (a no-op for one process).
+
+    Used for normalisation running statistics, which DDP leaves rank-local on the CPU (no SyncBatchNorm).
+    """
+    if not info.distributed:
+        return
+    for tensor in tensors:
+        if tensor.dtype.is_floating_point:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            tensor.div_(info.world_size)
+
+
 def all_gather_object(obj: Any, info: DistInfo) -> list[Any]:
     """Every rank's ``obj`` in rank order (``[obj]`` for one process)."""
     if not info.distributed:

@@ -470,9 +470,7 @@ def _matrix_of(cm: ConfusionMatrix) -> np.ndarray:
 
 
 def _matrix_from(matrix: np.ndarray, ignore_index: int) -> ConfusionMatrix:
-    cm = ConfusionMatrix(matrix.shape[0], ignore_index=ignore_index)
-    cm.matrix += matrix
-    return cm
+    return ConfusionMatrix.from_matrix(matrix, ignore_index=ignore_index)
 
 
 # ---------------------------------------------------------------------------------------------- tables

@@ -49,6 +49,7 @@ from causal_tune_ros.training.distributed import (
     DistInfo,
     all_gather_object,
     all_reduce_mean,
+    average_tensors_,
     barrier,
     cleanup,
     init_distributed,
@@ -138,6 +139,27 @@ def build_dataset_from_config(cfg: DatasetConfig, where: str) -> Any:
         raise ConfigError(f"{where}: bad options for data set {cfg.name!r}: {exc}") from exc
     except (ConfigError, DatasetError) as exc:
         raise type(exc)(f"{where}: {exc}") from exc
+
+
+class CachedDataset:
+    """Memoises a data set's items (base augmentation still happens per epoch on top of it).
+
+    Args:
+        base: Any sized, indexable data set; items are kept as returned.
+    """
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self._items: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self._items.get(index)
+        if item is None:
+            item = self._items[index] = self.base[index]
+        return item
 
 
 class TrainingSamples(Dataset):
@@ -400,6 +422,8 @@ class Trainer:
             ignore_index=self.classes.ignore_id,
         )
         base = build_dataset_from_config(cfg.data.train, "data.train")
+        if cfg.data.cache:
+            base = CachedDataset(base)
         self.train_samples = TrainingSamples(base, self.augment_params, cfg.run.seed)
         self.sampler = DistributedSampler(
             self.train_samples,
@@ -416,6 +440,8 @@ class Trainer:
                 f"micro-batch {self.micro_batch}"
             )
         self.val_set = build_dataset_from_config(cfg.data.val, "data.val") if cfg.data.val else None
+        if self.val_set is not None and cfg.data.cache:
+            self.val_set = CachedDataset(self.val_set)
 
         self.step = 0
         self.resumed_from: Path | None = None
@@ -499,6 +525,13 @@ class Trainer:
                 )
             torch.manual_seed(self.cfg.run.seed + self.dist.rank + self.step)
         self.resumed_from = folder
+
+    def sync_buffers(self) -> None:
+        """Average the head's normalisation statistics over ranks, so every rank (and the checkpoint) holds
+        the same model. Parameters are identical already (DDP); BN buffers are not without SyncBatchNorm."""
+        if self.dist.distributed:
+            buffers = [b for name, b in self.model.named_buffers() if not name.startswith("backbone.")]
+            average_tensors_(buffers, self.dist)
 
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/step_NNNNNNN`` (rank 0) with the model and the full training state.
@@ -690,6 +723,9 @@ class Trainer:
                     (r.val_every and self.step % r.val_every == 0) or self.step == o.iterations
                 )
                 do_log = self.step % r.log_every == 0 or last or do_val
+                do_ckpt = (r.checkpoint_every and self.step % r.checkpoint_every == 0) or self.step == o.iterations
+                if do_val or do_ckpt or last:
+                    self.sync_buffers()
                 val = self.validate() if do_val else None
                 if val is not None:
                     result.val_miou = val[0]
@@ -711,7 +747,7 @@ class Trainer:
                         logger.log(row, stop, quiet=self.quiet or bar is not None)
                         if bar is not None and val is not None:
                             bar.write(f"step {self.step}: val mIoU {100 * val[0]:.2f}")
-                if (r.checkpoint_every and self.step % r.checkpoint_every == 0) or self.step == o.iterations:
+                if do_ckpt:
                     result.last_checkpoint = self.save_checkpoint() or result.last_checkpoint
         finally:
             if bar is not None:

@@ -25,13 +25,21 @@ OTHER_BAND = torch.tensor([0.05, 0.3])
 
 def _backbone(seed: int = 0) -> DinoV2:
     torch.manual_seed(seed)
-    return DinoV2("custom", num_register_tokens=REGISTERS, embed_dim=DIM, depth=DEPTH, num_heads=2, img_size=56)
+    return DinoV2(
+        "custom", num_register_tokens=REGISTERS, embed_dim=DIM, depth=DEPTH, num_heads=2, img_size=56
+    )
 
 
 def _model(scale: float = 1e-3, seed: int = 0, **kwargs: object) -> CausalTuneSegmenter:
+    """Tiny segmenter; every tuner tensor (biases included, which init zeroes) random but ``scale``."""
     backbone = _backbone(seed)
     head = LightHead(DIM, CLASSES, channels=16)
     model = CausalTuneSegmenter(backbone, head, num_tokens=8, rank=4, scale_init=scale, **kwargs)  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():
+        for name, param in model.tuner.named_parameters():
+            if name != "scale":
+                param.copy_(0.3 * torch.randn(param.shape, generator=gen))
     return model.eval()
 
 
@@ -46,7 +54,12 @@ def _normalized(model: CausalTuneSegmenter, images: torch.Tensor) -> torch.Tenso
 
 
 def _reference_refine(
-    tuner: CausalTune, tokens: torch.Tensor, layer: int, grid: tuple[int, int], prefix: int, band: torch.Tensor | None
+    tuner: CausalTune,
+    tokens: torch.Tensor,
+    layer: int,
+    grid: tuple[int, int],
+    prefix: int,
+    band: torch.Tensor | None,
 ) -> np.ndarray:
     """SPEC section 2 steps 1-5 written literally in float64 numpy (scipy DCT, channel-first grid)."""
     t = tokens.detach().double().numpy()
@@ -69,7 +82,9 @@ def _reference_refine(
     S /= S.sum(-1, keepdims=True)
     token_values = T @ p["mlp_token.weight"].T + p["mlp_token.bias"]
     delta = (S @ token_values + Xf) @ p["mlp_out.weight"].T + p["mlp_out.bias"]
-    update = scipy.fft.idctn(delta.transpose(0, 2, 1).reshape(B, C, H, W), type=2, norm="ortho", axes=(-2, -1))
+    update = scipy.fft.idctn(
+        delta.transpose(0, 2, 1).reshape(B, C, H, W), type=2, norm="ortho", axes=(-2, -1)
+    )
     out = t.copy()  # step 5: residual on patch tokens only
     out[:, prefix:] += p["scale"] * update.reshape(B, C, H * W).transpose(0, 2, 1)
     return out
@@ -138,7 +153,9 @@ def test_only_the_chosen_layers_are_refined() -> None:
     images = _images(batch=1)
     with torch.no_grad():
         ours = model.features(images, PAPER_BAND)
-        plain = model.backbone.get_intermediate_layers(_normalized(model, images), [0, 1], norm=True, reshape=True)
+        plain = model.backbone.get_intermediate_layers(
+            _normalized(model, images), [0, 1], norm=True, reshape=True
+        )
     assert model.tuner.layers == (1, 3)
     assert model.tuner.tokens_a.shape == (2, 8, 4)
     assert torch.equal(ours[0], plain[0])  # block 0 is not tuned
@@ -165,11 +182,15 @@ def test_one_optimizer_step_changes_only_trainable_tensors() -> None:
     trainable_before = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
     assert all(not p.requires_grad for p in model.backbone.parameters())
     trainable = model.trainable_parameters()
-    assert {id(p) for p in trainable} == {id(p) for p in (*model.tuner.parameters(), *model.head.parameters())}
+    assert {id(p) for p in trainable} == {
+        id(p) for p in (*model.tuner.parameters(), *model.head.parameters())
+    }
     assert not model.backbone.training and model.head.training and model.tuner.training
 
     optimizer = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.05)
-    labels = torch.randint(0, CLASSES, (2, HEIGHT // 4, WIDTH // 4), generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(
+        0, CLASSES, (2, HEIGHT // 4, WIDTH // 4), generator=torch.Generator().manual_seed(0)
+    )
     loss = F.cross_entropy(model(_images(), PAPER_BAND), labels)
     loss.backward()
     assert all(p.grad is None for p in model.backbone.parameters())
@@ -177,8 +198,18 @@ def test_one_optimizer_step_changes_only_trainable_tensors() -> None:
 
     for name, value in model.backbone.state_dict().items():
         assert torch.equal(value, backbone_before[name]), name
-    changed = {name for name, p in model.named_parameters() if p.requires_grad and not torch.equal(p, trainable_before[name])}
-    for expected in ("tuner.tokens_a", "tuner.tokens_b", "tuner.mlp_token.weight", "tuner.mlp_out.weight", "tuner.scale"):
+    changed = {
+        name
+        for name, p in model.named_parameters()
+        if p.requires_grad and not torch.equal(p, trainable_before[name])
+    }
+    for expected in (
+        "tuner.tokens_a",
+        "tuner.tokens_b",
+        "tuner.mlp_token.weight",
+        "tuner.mlp_out.weight",
+        "tuner.scale",
+    ):
         assert expected in changed
     assert any(name.startswith("head.") for name in changed)
     assert not model.backbone.training  # still eval after train()
@@ -199,7 +230,7 @@ def test_gradients_flow_through_the_dct_block() -> None:
         assert param.grad is not None and param.grad.abs().max() > 0, name
 
 
-# ---------------------------------------------------------------------------------------------- config & errors
+# ------------------------------------------------------------------------------------------ config & errors
 
 
 def test_config_is_json_and_rebuilds_the_same_model() -> None:

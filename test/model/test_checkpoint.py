@@ -37,7 +37,9 @@ def _backbone(**overrides: object) -> DinoV2:
 
 def _trained_model() -> CausalTuneSegmenter:
     """A model whose every checkpointed tensor (incl. BatchNorm statistics) differs from a fresh init."""
-    model = CausalTuneSegmenter(_backbone(), LightHead(DIM, CLASSES, channels=8), layers=[0, 2], num_tokens=6, rank=3)
+    model = CausalTuneSegmenter(
+        _backbone(), LightHead(DIM, CLASSES, channels=8), layers=[0, 2], num_tokens=6, rank=3
+    )
     model.train()
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-2)
     images = torch.rand(2, 3, 42, 56, generator=torch.Generator().manual_seed(1))
@@ -60,7 +62,11 @@ def images() -> torch.Tensor:
 @pytest.fixture
 def saved(tmp_path: Path, model: CausalTuneSegmenter) -> Path:
     return save_checkpoint(
-        tmp_path / "ct.safetensors", model, {"dataset": "synthetic", "iterations": 1}, class_names=NAMES, band=BAND
+        tmp_path / "ct.safetensors",
+        model,
+        {"dataset": "synthetic", "iterations": 1},
+        class_names=NAMES,
+        band=BAND,
     )
 
 
@@ -79,7 +85,9 @@ def _rewrite(src: Path, dst: Path, edit: object) -> Path:
 # ---------------------------------------------------------------------------------------------- round trips
 
 
-def test_round_trip_with_given_backbone_is_exact(saved: Path, model: CausalTuneSegmenter, images: torch.Tensor) -> None:
+def test_round_trip_with_given_backbone_is_exact(
+    saved: Path, model: CausalTuneSegmenter, images: torch.Tensor
+) -> None:
     loaded = load_checkpoint(saved, backbone=_backbone())
     assert not loaded.training and not loaded.backbone.training
     assert loaded.config == model.config
@@ -116,7 +124,9 @@ def test_metadata_records_everything_needed(saved: Path, model: CausalTuneSegmen
     assert meta["user"] == {"dataset": "synthetic", "iterations": 1}
 
 
-def test_band_may_be_a_band_object_and_bad_arguments_are_refused(tmp_path: Path, model: CausalTuneSegmenter) -> None:
+def test_band_may_be_a_band_object_and_bad_arguments_are_refused(
+    tmp_path: Path, model: CausalTuneSegmenter
+) -> None:
     path = save_checkpoint(tmp_path / "b.safetensors", model, band=Band(0.1, 0.6))
     assert read_checkpoint_metadata(path)["train_band"] == [0.1, 0.6]
     with pytest.raises(ConfigError, match="class names"):
@@ -144,7 +154,9 @@ def test_mismatching_backbone_names_each_differing_field(saved: Path) -> None:
     assert "depth: checkpoint 3, given 4" in message
     assert "num_heads" not in message
     with pytest.raises(CheckpointError, match="num_register_tokens"):
-        load_checkpoint(saved, backbone=DinoV2("custom", embed_dim=DIM, depth=DEPTH, num_heads=2, img_size=42))
+        load_checkpoint(
+            saved, backbone=DinoV2("custom", embed_dim=DIM, depth=DEPTH, num_heads=2, img_size=42)
+        )
 
 
 def test_missing_file(tmp_path: Path) -> None:

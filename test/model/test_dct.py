@@ -134,7 +134,9 @@ def test_gradients_flow_through_dct_and_idct() -> None:
         return idct_2d_channels_last(dct_2d_channels_last(inp, mask).tanh(), res)
 
     assert torch.autograd.gradcheck(round_trip, (x, residual))
-    assert torch.autograd.gradcheck(lambda inp: idct_2d(dct_2d(inp).sin()), (x[0, :, :, 0].detach().requires_grad_(),))
+    assert torch.autograd.gradcheck(
+        lambda inp: idct_2d(dct_2d(inp).sin()), (x[0, :, :, 0].detach().requires_grad_(),)
+    )
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")

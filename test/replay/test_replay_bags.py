@@ -11,7 +11,13 @@ from rosbags.rosbag2 import Reader
 
 from causal_tune_ros.cli import main
 from causal_tune_ros.replay.bag_io import IMAGE_TYPES, deserialize, stamp_to_ns
-from causal_tune_ros.replay.replayer import ReplayOptions, Replayer, camera_namespace, output_topics
+from causal_tune_ros.replay.replayer import (
+    Replayer,
+    ReplayOptions,
+    camera_namespace,
+    is_camera_topic,
+    output_topics,
+)
 from causal_tune_ros.weather import CONDITIONS
 
 
@@ -118,7 +124,9 @@ def test_replay_api_topics_every_max_frames_and_video(
         progress=False,
         overlay=False,
     )
-    replayer = Replayer(tiny_pipeline, options, on_frame=lambda topic, t, rgb, res, cond: seen.append((topic, t, cond)))
+    replayer = Replayer(
+        tiny_pipeline, options, on_frame=lambda topic, t, rgb, res, cond: seen.append((topic, t, cond))
+    )
     summary = replayer.run(in_bag, tmp_path / "out.db3")
     stats = summary.topics["/front/image_raw"]
     assert list(summary.topics) == ["/front/image_raw"]
@@ -158,6 +166,8 @@ def test_output_topic_names_never_collide() -> None:
     assert output_topics(["/image"])["/image"]["weather"] == "/weather"
     flat = [t for d in names.values() for t in d.values()]
     assert len(flat) == len(set(flat))
+    assert is_camera_topic("/front/image_raw") and is_camera_topic("/front/image_raw/compressed")
+    assert not is_camera_topic("/front/class_mask") and not is_camera_topic("/camera/ground_truth")
     assert set(IMAGE_TYPES) == {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
 
 

@@ -1,0 +1,562 @@
+"""``causal-tune demo``: the whole product on a fresh machine, with nothing downloaded.
+
+1. renders a short synthetic drive (clear, then snow and night, then fog and rain) with exact labels and
+   writes it as a rosbag2 (``demo_drive.mcap``);
+2. replays it offline through the shipped demo model (``models/demo/``), with the band preset of each
+   frame's condition, into ``demo_segmented.mcap`` and a side-by-side MP4;
+3. writes a montage PNG (one row per condition: input | overlay | ground truth);
+4. prints mIoU per condition against the ground truth with the band-pass on (preset per condition), on
+   with the training band everywhere, and off (the whole spectrum reaches the Causal-Tune tokens).
+
+The demo model is a *small random-init ViT* trained on clear synthetic scenes only (not DINOv2; see
+``models/demo/README.md``), so snow, night, fog and rain are unseen domains, as in the paper.
+
+With ``--ros`` (needs rclpy) it instead starts the real segmentation node and plays the drive to it on
+live topics, for ``ros2 topic echo`` / RViz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from causal_tune_ros.errors import ConfigError
+
+HELP = "synthesise a snowy/night drive, segment it with the shipped demo model, print mIoU per condition"
+
+DEFAULT_OUT = "causal_tune_demo_out"
+#: The drive: a snowy and a night stretch, plus a few frames of the other conditions.
+DEFAULT_SEGMENTS: tuple[tuple[str, int], ...] = (
+    ("clear", 3),
+    ("snow", 6),
+    ("night", 6),
+    ("fog", 3),
+    ("rain", 3),
+)
+#: Render size when the checkpoint records none: a multiple of 14, so the network sees every pixel.
+DEFAULT_SIZE = (168, 336)
+
+DRIVE_BAG = "demo_drive.mcap"
+SEGMENTED_BAG = "demo_segmented.mcap"
+MONTAGE = "demo_montage.png"
+VIDEO = "demo_overlay.mp4"
+METRICS = "demo_metrics.json"
+
+COLUMNS = ("preset", "train", "off")
+COLUMN_TITLES = {
+    "preset": "band on (preset)",
+    "train": "band on (train band)",
+    "off": "band-pass off",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``causal-tune demo``."""
+    parser.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: ./%(default)s)")
+    parser.add_argument(
+        "--ros",
+        action="store_true",
+        help="start the real segmentation node and play the drive to it on live topics (needs rclpy)",
+    )
+    parser.add_argument(
+        "--frames",
+        metavar="COND=N,...",
+        help="frames per condition, e.g. clear=3,snow=6,night=6 (default: "
+        + ",".join(f"{c}={n}" for c, n in DEFAULT_SEGMENTS)
+        + ")",
+    )
+    parser.add_argument("--size", metavar="HxW", help="image size (default: the demo model's input size)")
+    parser.add_argument("--checkpoint", help="model to demonstrate (default: the shipped demo model)")
+    parser.add_argument("--seed", type=int, default=100, help="scene seed (default: 100, unseen in training)")
+    parser.add_argument("--threads", type=int, help="CPU threads for inference")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--loop", action="store_true", help="with --ros: play the drive until Ctrl-C")
+    parser.add_argument(
+        "--rate", type=float, default=1.0, help="with --ros: playback speed factor (default: 1.0)"
+    )
+
+
+def parse_segments(text: str | None) -> list[tuple[str, int]]:
+    """``"clear=3,snow=6"`` -> ``[("clear", 3), ("snow", 6)]`` (``None``: the default drive).
+
+    Raises:
+        ConfigError: Malformed text, an unknown condition or a count below 1.
+    """
+    from causal_tune_ros.weather import CONDITIONS
+
+    if not text:
+        return list(DEFAULT_SEGMENTS)
+    result = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, count = part.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in CONDITIONS:
+            raise ConfigError(f"--frames: expected COND=N with COND in {', '.join(CONDITIONS)}, got {part!r}")
+        try:
+            n = int(count)
+        except ValueError:
+            raise ConfigError(f"--frames: {part!r}: N must be an integer") from None
+        if n < 1:
+            raise ConfigError(f"--frames: {part!r}: N must be >= 1")
+        result.append((name, n))
+    if not result:
+        raise ConfigError("--frames: no segment given")
+    return result
+
+
+@dataclass
+class ConditionScore:
+    """Scores of one condition.
+
+    Attributes:
+        frames: Frames of that condition.
+        miou: Column (``preset``, ``train``, ``off``) -> mIoU in [0, 1].
+        auto_agree: Frames where the automatic weather classifier, frame by frame (no hysteresis), named
+            this condition.
+    """
+
+    frames: int = 0
+    miou: dict[str, float] = field(default_factory=dict)
+    auto_agree: int = 0
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo produced.
+
+    Attributes:
+        out_dir: Output folder.
+        drive_bag: The synthetic input bag.
+        segmented_bag: The replay's output bag.
+        montage: Montage PNG.
+        video: Side-by-side MP4 (``None`` if OpenCV could not write one).
+        scores: Condition -> :class:`ConditionScore` (plus ``"all"``).
+        seconds: Wall time of the demo.
+        model: Description of the model (from its metadata).
+    """
+
+    out_dir: Path
+    drive_bag: Path
+    segmented_bag: Path
+    montage: Path
+    video: Path | None
+    scores: dict[str, ConditionScore]
+    seconds: float
+    model: str
+
+    def table(self) -> str:
+        """The per-condition mIoU table (percent)."""
+        head = f"{'condition':<10} {'frames':>6}  " + "  ".join(f"{COLUMN_TITLES[c]:>20}" for c in COLUMNS)
+        head += f"  {'auto weather':>12}"
+        lines = [head, "-" * len(head)]
+        for name, score in self.scores.items():
+            cells = "  ".join(f"{100 * score.miou.get(c, float('nan')):>20.1f}" for c in COLUMNS)
+            auto = f"{score.auto_agree}/{score.frames}" if name != "all" else ""
+            lines.append(f"{name:<10} {score.frames:>6}  {cells}  {auto:>12}")
+        return "\n".join(lines)
+
+
+def _model_description(checkpoint: Path) -> tuple[str, tuple[int, int] | None]:
+    from causal_tune_ros.model.checkpoint import read_checkpoint_metadata
+
+    meta = read_checkpoint_metadata(checkpoint)
+    user = meta.get("user") or {}
+    size = user.get("input_size")
+    description = str(user.get("description") or f"{meta.get('backbone', {}).get('arch', '?')} model")
+    return description, (int(size[0]), int(size[1])) if size else None
+
+
+def _confusion(num_classes: int) -> Any:
+    from causal_tune_ros.training.metrics import ConfusionMatrix
+
+    return ConfusionMatrix(num_classes, ignore_index=255)
+
+
+def _montage(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], path: Path) -> Path:
+    """Rows ``(label, input, overlay, ground-truth colours)`` -> one PNG with a title strip per row."""
+    import cv2
+
+    tiles = []
+    for label, rgb, overlay, truth in rows:
+        row = np.concatenate([rgb, overlay, truth], axis=1)
+        strip = np.full((22, row.shape[1], 3), 255, dtype=np.uint8)
+        w = rgb.shape[1]
+        for i, title in enumerate((f"{label}: input", "overlay (prediction)", "ground truth")):
+            cv2.putText(
+                strip, title, (6 + i * w, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+            )
+        tiles.extend([strip, row])
+    image = np.concatenate(tiles, axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise ConfigError(f"cannot write {path}")
+    return path
+
+
+def run_demo(
+    out_dir: str | Path = DEFAULT_OUT,
+    checkpoint: str | Path | None = None,
+    segments: Sequence[tuple[str, int]] = DEFAULT_SEGMENTS,
+    size: tuple[int, int] | None = None,
+    seed: int = 100,
+    threads: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> DemoResult:
+    """Run the offline demo (steps 1-4 of the module docstring).
+
+    Args:
+        out_dir: Output folder (created; earlier demo outputs in it are replaced).
+        checkpoint: Model (default: the shipped demo model).
+        segments: ``(condition, frames)`` of the drive, in order.
+        size: Image ``(H, W)`` (default: the model's recorded input size, else 168x336).
+        seed: Seed of the first scene of each segment. Training scenes use hashed seeds
+            (``SyntheticDataset.scene_seed``), so these plain seeds are scenes the model never saw.
+        threads: CPU inference threads.
+        progress: Progress bars.
+        log: Where status lines go.
+
+    Returns:
+        A :class:`DemoResult`.
+
+    Raises:
+        CausalTuneError: Missing model, unwritable output folder, bad options.
+    """
+    import torch
+
+    from causal_tune_ros.backends import BackendSpec, create_backend
+    from causal_tune_ros.band import DEFAULT_BAND
+    from causal_tune_ros.classes import load_classes
+    from causal_tune_ros.pipeline import SegmentationPipeline
+    from causal_tune_ros.replay.command import default_checkpoint
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions
+    from causal_tune_ros.synthetic.bag import IMAGE_TOPIC, drive_frames, write_drive
+    from causal_tune_ros.weather import classify_image, load_band_presets
+
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    description, recorded = _model_description(ckpt)
+    height, width = size or recorded or DEFAULT_SIZE
+    conditions = [c for c, _ in segments]
+    counts = dict(segments)
+    log(f"demo: model {ckpt.name}: {description}")
+
+    # 1. The drive, kept in memory for the ground truth, and as a bag.
+    t0 = time.perf_counter()
+    drive = list(drive_frames(conditions, counts, height, width, seed=seed))
+    drive_bag = out / DRIVE_BAG
+    write_drive(drive_bag, conditions, counts, size=(height, width), overwrite=True, drive=drive)
+    seconds = time.perf_counter() - t0
+    log(f"demo: rendered {len(drive)} frames of {width}x{height} -> {drive_bag} ({seconds:.1f} s)")
+
+    # 2. Replay with the band preset of each frame's condition (from the bag's /weather topic).
+    classes = load_classes()
+    input_size = (height - height % 14 or 14, width - width % 14 or 14)
+    spec = BackendSpec(name="eager", checkpoint=ckpt, input_size=input_size, num_threads=threads)
+    backend = create_backend(spec)
+    backend.load()
+    pipeline = SegmentationPipeline(backend, classes)
+    predictions: dict[int, np.ndarray] = {}
+    overlays: dict[int, np.ndarray] = {}
+
+    def keep(topic: str, stamp: int, rgb: np.ndarray, result: Any, condition: str) -> None:
+        predictions[stamp] = result.class_mask
+        overlays[stamp] = result.overlay
+
+    presets = load_band_presets()
+    options = ReplayOptions(
+        weather="topic", video=out / VIDEO, overwrite=True, progress=progress, topics=[IMAGE_TOPIC]
+    )
+    segmented = out / SEGMENTED_BAG
+    summary = Replayer(pipeline, options, band_presets=presets, on_frame=keep).run(drive_bag, segmented)
+    log(f"demo: replay {summary.processed} frames at {summary.fps:.1f} fps -> {segmented}")
+
+    # 3 + 4. Score: preset band (the replay's output), training band, band-pass off.
+    scores: dict[str, ConditionScore] = {c: ConditionScore() for c in conditions}
+    matrices = {c: {col: _confusion(len(classes)) for col in COLUMNS} for c in [*conditions, "all"]}
+    model = getattr(backend, "model", None)
+    for item in drive:
+        frame = item.frame
+        cond = frame.condition
+        scores[cond].frames += 1
+        scores[cond].auto_agree += int(classify_image(frame.image) == cond)
+        for key in (cond, "all"):
+            matrices[key]["preset"].update(predictions[item.stamp], frame.labels)
+        train_pred = pipeline.process(frame.image, DEFAULT_BAND, overlay=False, confidence=False).class_mask
+        for key in (cond, "all"):
+            matrices[key]["train"].update(train_pred, frame.labels)
+    if model is not None and hasattr(model, "band_pass_enabled"):
+        model.band_pass_enabled = False
+        try:
+            for item in drive:
+                pred = pipeline.process(
+                    item.frame.image, DEFAULT_BAND, overlay=False, confidence=False
+                ).class_mask
+                for key in (item.frame.condition, "all"):
+                    matrices[key]["off"].update(pred, item.frame.labels)
+        finally:
+            model.band_pass_enabled = True
+    scores["all"] = ConditionScore(frames=len(drive), auto_agree=sum(s.auto_agree for s in scores.values()))
+    for key, cols in matrices.items():
+        for col, cm in cols.items():
+            if cm.total:
+                scores[key].miou[col] = cm.miou()
+
+    rows = []
+    for cond in conditions:
+        items = [d for d in drive if d.frame.condition == cond]
+        pick = items[len(items) // 2]
+        rows.append((cond, pick.frame.image, overlays[pick.stamp], classes.colorize(pick.frame.labels)))
+    montage = _montage(rows, out / MONTAGE)
+    video = summary.videos[0] if summary.videos else None
+
+    result = DemoResult(
+        out_dir=out,
+        drive_bag=drive_bag,
+        segmented_bag=segmented,
+        montage=montage,
+        video=video,
+        scores=scores,
+        seconds=time.perf_counter() - started,
+        model=description,
+    )
+    metrics = {
+        "model": description,
+        "checkpoint": str(ckpt),
+        "size": [height, width],
+        "seed": seed,
+        "seconds": round(result.seconds, 2),
+        "torch_threads": torch.get_num_threads(),
+        "conditions": {
+            k: {"frames": s.frames, "miou": s.miou, "auto_weather_agree": s.auto_agree}
+            for k, s in scores.items()
+        },
+    }
+    (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """``causal-tune demo``: run the offline demo, or the live ROS demo with ``--ros``.
+
+    Returns:
+        0 on success (errors raise ``CausalTuneError``: exit code 2).
+    """
+    from causal_tune_ros.synthetic.bag import parse_image_size
+
+    segments = parse_segments(args.frames)
+    size = parse_image_size(args.size) if args.size else None
+    if args.ros:
+        return run_ros_demo(args, segments, size)
+    result = run_demo(
+        args.out,
+        checkpoint=args.checkpoint,
+        segments=segments,
+        size=size,
+        seed=args.seed,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
+    print()
+    print("mIoU (%) against the synthetic ground truth; the demo model saw only clear scenes in training:")
+    print(result.table())
+    print()
+    print(f"outputs in {result.out_dir}/:")
+    for path in (
+        result.drive_bag,
+        result.segmented_bag,
+        result.montage,
+        result.video,
+        result.out_dir / METRICS,
+    ):
+        if path is not None:
+            print(f"  {path.name}")
+    print(f"demo finished in {result.seconds:.1f} s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- --ros
+
+
+def _require_rclpy() -> None:
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--ros needs ROS 2's rclpy: source a ROS 2 install (Jazzy/Humble), or pip install "
+            "'causal_tune_ros[ros]' into a venv (see the README); the offline demo needs no ROS"
+        ) from None
+
+
+def _node_command(checkpoint: Path, size: tuple[int, int]) -> list[str]:
+    """Command line that starts the real segmentation node on the demo topics."""
+    h, w = size
+    return [
+        sys.executable,
+        "-m",
+        "causal_tune_ros.node.segmentation_node",
+        "--ros-args",
+        "-r",
+        "image:=/camera/image_raw",
+        "-r",
+        "camera_info:=/camera/camera_info",
+        "-r",
+        "weather:=/weather",
+        "-p",
+        "use_sim_time:=true",
+        "-p",
+        "backend:=eager",
+        "-p",
+        f"model.checkpoint:={checkpoint}",
+        "-p",
+        f"model.input_height:={h - h % 14 or 14}",
+        "-p",
+        f"model.input_width:={w - w % 14 or 14}",
+        "-p",
+        "weather.mode:=topic",
+        "-p",
+        "qos.reliability:=reliable",
+    ]
+
+
+def run_ros_demo(
+    args: argparse.Namespace, segments: Sequence[tuple[str, int]], size: tuple[int, int] | None
+) -> int:
+    """Start the segmentation node and play the synthetic drive to it on live topics.
+
+    The player publishes every bag message as raw CDR at its recorded time (scaled by ``--rate``) and
+    ``/clock`` (the node runs with ``use_sim_time``), like ``ros2 bag play --clock``. It counts what the
+    node publishes and prints it at the end.
+
+    Returns:
+        0 when the node produced outputs, 1 otherwise.
+
+    Raises:
+        ConfigError: rclpy is missing.
+    """
+    _require_rclpy()
+    from causal_tune_ros.replay.command import default_checkpoint
+    from causal_tune_ros.synthetic.bag import drive_frames, write_drive
+
+    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    _, recorded = _model_description(ckpt)
+    height, width = size or recorded or DEFAULT_SIZE
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    conditions = [c for c, _ in segments]
+    drive = list(drive_frames(conditions, dict(segments), height, width, seed=args.seed))
+    bag = out / DRIVE_BAG
+    write_drive(bag, conditions, dict(segments), size=(height, width), overwrite=True, drive=drive)
+    command = _node_command(ckpt, (height, width))
+    print("demo --ros: starting the node:\n  " + " ".join(command))
+    node = subprocess.Popen(command)
+    try:
+        counts = _play(bag, rate=args.rate, loop=args.loop, node_process=node)
+    finally:
+        node.terminate()
+        try:
+            node.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+    print("demo --ros: messages the node published during the drive:")
+    for topic, n in sorted(counts.items()):
+        print(f"  {topic}: {n}")
+    return 0 if any(n for t, n in counts.items() if t.endswith("class_mask")) else 1
+
+
+def _play(
+    bag: Path, rate: float, loop: bool, node_process: subprocess.Popen, warmup: float = 60.0
+) -> dict[str, int]:
+    """Publish ``bag`` on live topics (rclpy) and count the segmentation node's outputs."""
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from causal_tune_ros.replay.bag_io import BagReader
+
+    if rate <= 0:
+        raise ConfigError(f"--rate must be positive, got {rate}")
+    rclpy.init()
+    node = rclpy.create_node("causal_tune_demo_player")
+    counts: dict[str, int] = {}
+    try:
+        with BagReader(bag) as reader:
+            messages = list(reader.messages())
+            topics = reader.topics
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        publishers = {}
+        for topic, msgtype in topics.items():
+            pkg, _, name = msgtype.split("/")
+            module = __import__(f"{pkg}.msg", fromlist=[name])
+            qos = latched if topic in ("/tf_static", "/weather") else reliable
+            publishers[topic] = node.create_publisher(getattr(module, name), topic, qos)
+        clock = node.create_publisher(Clock, "/clock", 10)
+
+        def counter(topic: str) -> Callable[[Any], None]:
+            def callback(_: Any) -> None:
+                counts[topic] = counts.get(topic, 0) + 1
+
+            return callback
+
+        subs = []
+        for name, cls in (
+            ("class_mask", Image),
+            ("overlay", Image),
+            ("drivable_mask", Image),
+            ("weather", String),
+        ):
+            topic = f"/segmentation_node/{name}"
+            counts[topic] = 0
+            subs.append(node.create_subscription(cls, topic, counter(topic), reliable))
+
+        # Wait until the node subscribes to the camera (model loading takes a few seconds).
+        deadline = time.monotonic() + warmup
+        image_pub = publishers["/camera/image_raw"]
+        while image_pub.get_subscription_count() == 0:
+            if node_process.poll() is not None:
+                raise ConfigError(f"the segmentation node exited with code {node_process.returncode}")
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the segmentation node did not subscribe within {warmup:.0f} s")
+            rclpy.spin_once(node, timeout_sec=0.1)
+        print(f"demo --ros: playing {bag.name} ({len(messages)} messages); Ctrl-C to stop")
+        while True:
+            start_wall = time.monotonic()
+            start_bag = messages[0].timestamp
+            for m in messages:
+                due = start_wall + (m.timestamp - start_bag) / 1e9 / rate
+                while (left := due - time.monotonic()) > 0:
+                    rclpy.spin_once(node, timeout_sec=min(left, 0.05))
+                sec, nsec = divmod(m.timestamp, 1_000_000_000)
+                stamp = Clock()
+                stamp.clock.sec, stamp.clock.nanosec = int(sec), int(nsec)
+                clock.publish(stamp)
+                publishers[m.topic].publish(bytes(m.data))  # raw CDR, exactly as recorded
+            end = time.monotonic() + 2.0  # let the last frames come back
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+            if not loop:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return counts

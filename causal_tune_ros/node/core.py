@@ -1,0 +1,552 @@
+"""What the segmentation node does, independent of whether its rclpy node is plain or managed.
+
+:class:`SegmentationCore` is attached to an rclpy ``Node`` (or ``LifecycleNode``) and follows the
+lifecycle vocabulary: ``configure`` loads the model, ``activate`` creates publishers, subscriptions, the
+diagnostics timer and the worker, ``deactivate`` undoes that, ``cleanup`` frees the model. The plain node
+runs configure + activate in its constructor.
+
+Data flow (one way): image callback -> :class:`~causal_tune_ros.node.worker.LatestSlot` (only the newest
+message waits) -> worker thread: message -> RGB (imaging) -> condition -> band -> pipeline -> messages.
+Callbacks only stash references, so the executor never waits for inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import String
+
+from causal_tune_ros.backends import BackendSpec, load_backend_with_fallback
+from causal_tune_ros.classes import ClassSet, load_classes
+from causal_tune_ros.drivable import GridSpec, project_to_grid
+from causal_tune_ros.errors import (
+    BackendError,
+    CausalTuneError,
+    ConfigError,
+    ImageConversionError,
+)
+from causal_tune_ros.imaging import compressed_to_rgb, image_to_rgb
+from causal_tune_ros.node.diagnostics import ErrorThrottle, NodeStats, build_status
+from causal_tune_ros.node.ground import GroundPoseSource
+from causal_tune_ros.node.outputs import Outputs, confidence_image, occupancy_grid, sensor_qos
+from causal_tune_ros.node.parameters import (
+    NodeSettings,
+    declare_parameters,
+    plain_value,
+    restart_only_changes,
+    settings_from_values,
+    spec_by_name,
+)
+from causal_tune_ros.node.weather_state import WeatherSelector
+from causal_tune_ros.node.worker import FrameWorker
+from causal_tune_ros.pipeline import SegmentationPipeline
+from causal_tune_ros.resources import data_path
+
+DEMO_MODEL = ("models", "demo", "causal_tune_demo.safetensors")
+
+#: Seconds between two log lines of the same error kind.
+ERROR_LOG_PERIOD_S = 5.0
+
+
+class _RosLogHandler(logging.Handler):
+    """Forwards the package's Python ``logging`` records (backends, engine builds) to the node's logger."""
+
+    def __init__(self, ros_logger: Any) -> None:
+        super().__init__(level=logging.INFO)
+        self._ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if record.levelno >= logging.ERROR:
+                self._ros_logger.error(text)
+            elif record.levelno >= logging.WARNING:
+                self._ros_logger.warning(text)
+            else:
+                self._ros_logger.info(text)
+        except Exception:  # logging must never break the caller
+            self.handleError(record)
+
+
+def resolve_checkpoint(path: str) -> str:
+    """The checkpoint file to load: ``path``, or the shipped demo model when it is ''.
+
+    Raises:
+        ConfigError: If '' is given and the demo model is not installed.
+    """
+    if path:
+        return path
+    try:
+        return str(data_path(*DEMO_MODEL))
+    except ConfigError as exc:
+        raise ConfigError(f"model.checkpoint is '' (the demo model) but it is not installed: {exc}") from None
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; others unchanged."""
+    if device != "auto":
+        return device
+    import torch  # only to ask for a GPU; the node handles no tensors
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def backend_spec(settings: NodeSettings) -> BackendSpec:
+    """The :class:`~causal_tune_ros.backends.BackendSpec` the parameters ask for.
+
+    Raises:
+        ConfigError: For values the backends reject.
+    """
+    fields: dict[str, Any] = {
+        "name": settings.backend,
+        "checkpoint": resolve_checkpoint(settings.checkpoint),
+        "backbone": settings.backbone or None,
+        "device": resolve_device(settings.device),
+        "precision": settings.precision,
+        "cache_dir": settings.engine_cache_dir or None,
+        "force_rebuild": settings.engine_force_rebuild,
+        "num_threads": settings.cpu_threads or None,
+    }
+    if settings.input_size is not None:
+        fields["input_size"] = settings.input_size
+    return BackendSpec(**fields)
+
+
+class SegmentationCore:
+    """The segmentation node's behaviour, attached to an rclpy node.
+
+    Args:
+        node: A ``rclpy.node.Node`` or ``rclpy.lifecycle.LifecycleNode``; parameters are declared on it
+            right away.
+
+    Raises:
+        ConfigError: If the initial parameters (params file, ``-p``) are invalid.
+    """
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.log = node.get_logger()
+        self._values = declare_parameters(node)
+        self.settings = settings_from_values(self._values)
+        self.classes = self._load_classes(self.settings)
+        self._drivable_ids = self._drivable_class_ids(self.settings, self.classes)
+        self.stats = NodeStats()
+        self._throttle = ErrorThrottle(ERROR_LOG_PERIOD_S)
+        self.weather = WeatherSelector(
+            self.settings.weather_mode, self.settings.weather_condition, self.settings.auto_knobs
+        )
+        self._ground = GroundPoseSource(node)
+        self._camera_info: CameraInfo | None = None
+        self.pipeline: SegmentationPipeline | None = None
+        self.backend_info: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self.outputs: Outputs | None = None
+        self._subscriptions: list[Any] = []
+        self._weather_sub: Any = None
+        self._timer: Any = None
+        self._worker: FrameWorker | None = None
+        self._published_condition: str | None = None
+        self._apply_lock = threading.Lock()
+        self._log_handler = _RosLogHandler(self.log)
+        package_logger = logging.getLogger("causal_tune_ros")
+        if package_logger.level == logging.NOTSET:
+            package_logger.setLevel(logging.INFO)  # engine-build progress is logged at INFO
+        package_logger.addHandler(self._log_handler)
+        node.add_on_set_parameters_callback(self._validate_parameters)
+        node.add_post_set_parameters_callback(self._apply_parameters)
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    @property
+    def configured(self) -> bool:
+        """Whether a model is loaded."""
+        return self.pipeline is not None
+
+    @property
+    def active(self) -> bool:
+        """Whether frames are being processed."""
+        return self._worker is not None
+
+    def configure(self) -> None:
+        """Load the backend and build the pipeline (the slow part: model load, maybe an engine build).
+
+        Raises:
+            CausalTuneError: If no backend can be loaded (``CheckpointError``, ``BackendError``, ...).
+        """
+        s = self.settings
+        spec = backend_spec(s)
+        self.log.info(f"loading {spec.name} backend from {spec.checkpoint} ({spec.device}, {spec.precision})")
+        backend, warning = load_backend_with_fallback(spec)
+        self.warnings = [warning] if warning else []  # already logged through the log bridge
+        if backend.num_classes > len(self.classes):
+            backend.close()
+            raise ConfigError(
+                f"the model predicts {backend.num_classes} classes but the class list has only "
+                f"{len(self.classes)} ({s.classes_file or 'packaged Cityscapes classes'}); set classes_file"
+            )
+        self.pipeline = self._build_pipeline(backend, s)
+        self.backend_info = backend.describe()
+        info = self.backend_info
+        self.log.info(
+            f"model ready: {info['name']} on {info['device']} ({info['precision']}), input "
+            f"{info['input_size'][0]}x{info['input_size'][1]}, {info['num_classes']} classes"
+        )
+
+    def activate(self) -> None:
+        """Create publishers, subscriptions, the diagnostics timer and the worker thread."""
+        s = self.settings
+        self.outputs = Outputs(self.node, s.reliability, s.qos_depth)
+        qos = sensor_qos(s.reliability, s.qos_depth)
+        if s.input_transport == "compressed":
+            image_sub = self.node.create_subscription(
+                CompressedImage, "image/compressed", self._on_image, qos
+            )
+        else:
+            image_sub = self.node.create_subscription(Image, "image", self._on_image, qos)
+        # camera_info is small and state-like: best effort matches reliable and best-effort publishers.
+        info_sub = self.node.create_subscription(
+            CameraInfo, "camera_info", self._on_camera_info, sensor_qos("best_effort", 1)
+        )
+        self._subscriptions = [image_sub, info_sub]
+        self._sync_weather_subscription(active=True)
+        self._timer = self.node.create_timer(s.diagnostics_period, self.publish_diagnostics)
+        self._worker = FrameWorker(self._process, self._on_worker_error)
+        self._worker.start()
+        self._published_condition = None
+        self._publish_condition(self.weather.current)
+        topic = "image/compressed" if s.input_transport == "compressed" else "image"
+        self.log.info(
+            f"listening on {self.node.resolve_topic_name(topic)} ({s.reliability}, depth {s.qos_depth})"
+        )
+
+    def deactivate(self) -> None:
+        """Stop taking frames: destroy subscriptions, timer and publishers, join the worker."""
+        for sub in self._subscriptions:
+            self.node.destroy_subscription(sub)
+        self._subscriptions = []
+        if self._weather_sub is not None:
+            self.node.destroy_subscription(self._weather_sub)
+            self._weather_sub = None
+        if self._timer is not None:
+            self.node.destroy_timer(self._timer)
+            self._timer = None
+        if self._worker is not None:
+            if not self._worker.stop(timeout=30.0):
+                self.log.warning("worker thread did not stop within 30 s (inference still running)")
+            self._worker = None
+        if self.outputs is not None:
+            self.outputs.destroy()
+            self.outputs = None
+
+    def cleanup(self) -> None:
+        """Free the model (and the TF listener)."""
+        if self.pipeline is not None:
+            close = getattr(self.pipeline.backend, "close", None)
+            if close is not None:
+                close()
+            self.pipeline = None
+        self.backend_info = {}
+        self.warnings = []
+        self._camera_info = None
+        self._ground.close()
+
+    def shutdown(self) -> None:
+        """Deactivate, clean up and detach the log bridge (node destruction)."""
+        if self.active:
+            self.deactivate()
+        self.cleanup()
+        logging.getLogger("causal_tune_ros").removeHandler(self._log_handler)
+
+    # ------------------------------------------------------------------------------------ callbacks
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        # Cheap on purpose: conversion and inference happen in the worker.
+        worker = self._worker
+        if worker is not None:
+            worker.submit(msg)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_weather(self, msg: String) -> None:
+        try:
+            condition, used = self.weather.on_topic(msg.data)
+        except ConfigError as exc:
+            self.report_error("weather_topic", str(exc), frame_failed=False)
+            return
+        if used:
+            self._publish_condition(condition)
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.report_error("internal", f"unexpected {type(exc).__name__}: {exc}", exc_info=exc)
+
+    # ------------------------------------------------------------------------------------ processing
+
+    def _process(self, msg: Image | CompressedImage) -> None:
+        """Worker thread: one message in, every output published (or one error reported)."""
+        s = self.settings
+        pipeline, outputs = self.pipeline, self.outputs
+        if pipeline is None or outputs is None:
+            return
+        try:
+            if isinstance(msg, CompressedImage):
+                rgb = compressed_to_rgb(msg, max_pixels=s.max_image_pixels)
+            else:
+                rgb = image_to_rgb(msg, max_pixels=s.max_image_pixels)
+        except ImageConversionError as exc:
+            self.report_error("image", f"bad image (stamp {_stamp_text(msg.header)}): {exc}")
+            return
+        condition = self.weather.for_frame(rgb)
+        band = s.band_for(condition)
+        try:
+            result = pipeline.process(
+                rgb,
+                band,
+                overlay=s.publish_overlay and outputs.watched(outputs.overlay),
+                confidence=s.publish_confidence and outputs.watched(outputs.confidence),
+            )
+        except CausalTuneError as exc:
+            kind = "model" if isinstance(exc, BackendError) else "pipeline"
+            self.report_error(kind, f"{kind} failure (stamp {_stamp_text(msg.header)}): {exc}")
+            return
+        if condition != self._published_condition:
+            self._publish_condition(condition)
+        self._publish(result, msg.header, s, outputs)
+
+    def _publish(self, result: Any, header: Any, s: NodeSettings, outputs: Outputs) -> None:
+        """Publish the class mask first (the latency-critical output), then the others."""
+        outputs.publish_image(outputs.class_mask, result.class_mask, "mono8", header)
+        outputs.publish_image(outputs.drivable_mask, result.drivable_mask, "mono8", header)
+        if result.overlay is not None:
+            outputs.publish_image(outputs.overlay, result.overlay, "rgb8", header)
+        if result.confidence is not None:
+            conf = confidence_image(result.confidence, s.confidence_encoding)
+            outputs.publish_image(outputs.confidence, conf, s.confidence_encoding, header)
+        if s.grid_enabled and outputs.watched(outputs.drivable_grid):
+            self._publish_grid(result.drivable_mask, header, s, outputs)
+        now_ns = self.node.get_clock().now().nanoseconds
+        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        latency = (now_ns - stamp_ns) * 1e-9 if stamp_ns > 0 else None
+        self.stats.record_frame(latency, float(result.model_seconds), float(result.total_seconds))
+
+    def _publish_grid(self, mask: np.ndarray, header: Any, s: NodeSettings, outputs: Outputs) -> None:
+        info = self._camera_info
+        if info is None:
+            return  # no intrinsics yet; the grid starts with the first camera_info
+        try:
+            K = _intrinsics_for(info, mask.shape)
+            pose, note = self._ground.pose(s.camera, s.use_tf, s.grid_frame, header)
+            if note:
+                self._warn_once("ground", note)
+            grid = GridSpec(resolution=s.grid_resolution, length_m=s.grid_length, width_m=s.grid_width)
+            cells = project_to_grid(mask, K, pose, grid)
+        except ConfigError as exc:
+            self.report_error("grid", f"no drivable grid: {exc}", frame_failed=False)
+            return
+        outputs.drivable_grid.publish(occupancy_grid(cells, grid, s.grid_frame, header.stamp))
+
+    # ------------------------------------------------------------------------------------ reporting
+
+    def report_error(
+        self, kind: str, message: str, frame_failed: bool = True, exc_info: BaseException | None = None
+    ) -> None:
+        """Count an error for diagnostics and log it, at most once per kind every few seconds.
+
+        Args:
+            kind: Throttling key (``image``, ``model``, ``grid``, ...).
+            message: What went wrong, for the log and ``last_error``.
+            frame_failed: Whether a frame was lost because of it.
+            exc_info: An unexpected exception whose traceback should be logged.
+        """
+        self.stats.record_error(message, frame_failed=frame_failed)
+        suppressed = self._throttle.admit(kind)
+        if suppressed is None:
+            return
+        extra = f" ({suppressed} similar suppressed)" if suppressed else ""
+        if exc_info is not None:
+            import traceback
+
+            extra += "\n" + "".join(traceback.format_exception(exc_info))
+        self.log.error(message + extra)
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if self._throttle.admit(f"warn:{kind}") is not None:
+            self.log.warning(message)
+
+    def _publish_condition(self, condition: str) -> None:
+        outputs = self.outputs
+        if outputs is None:
+            return
+        previous, self._published_condition = self._published_condition, condition
+        outputs.publish_weather(condition)
+        if previous is not None and previous != condition:
+            self.log.info(f"weather {previous} -> {condition}: band {self.settings.band_for(condition)}")
+
+    def diagnostics_info(self) -> dict[str, str]:
+        """Key/values beside the statistics: backend, band, condition, ..."""
+        s = self.settings
+        condition = self.weather.current
+        band = s.band_for(condition)
+        info = self.backend_info
+        size = info.get("input_size") or ["?", "?"]
+        values = {
+            "backend": str(info.get("name", "not loaded")),
+            "device": str(info.get("device", "")),
+            "precision": str(info.get("precision", "")),
+            "model_input": f"{size[0]}x{size[1]}",
+            "condition": condition,
+            "weather_mode": self.weather.mode,
+            "band": f"{band.low:.3f},{band.high:.3f}",
+            "band_low": f"{band.low:.4f}",
+            "band_high": f"{band.high:.4f}",
+            "input_transport": s.input_transport,
+        }
+        if self.warnings:
+            values["backend_warning"] = "; ".join(self.warnings)
+        return values
+
+    def publish_diagnostics(self) -> None:
+        """Timer: one ``/diagnostics`` report (and the condition again on ``~/weather``)."""
+        outputs = self.outputs
+        if outputs is None:
+            return
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        dropped = self._worker.slot.dropped if self._worker is not None else 0
+        snap = self.stats.snapshot(dropped)
+        status = build_status(
+            f"{self.node.get_fully_qualified_name()}: segmentation",
+            str(self.backend_info.get("device", "")),
+            snap,
+            self.diagnostics_info(),
+            self.warnings,
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.node.get_clock().now().to_msg()
+        outputs.diagnostics.publish(array)
+        outputs.publish_weather(self.weather.current)
+
+    # ------------------------------------------------------------------------------------ parameters
+
+    def _validate_parameters(self, params: list[Any]) -> SetParametersResult:
+        """on-set callback: accept a change only if the whole resulting configuration is valid."""
+        specs = spec_by_name()
+        candidate = dict(self._values)
+        for p in params:
+            if p.name in specs:
+                candidate[p.name] = plain_value(p.value)
+        try:
+            settings = settings_from_values(candidate)
+            classes = self.classes if settings.classes_file == self.settings.classes_file else None
+            if classes is not None:
+                self._drivable_class_ids(settings, classes)
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        fixed = restart_only_changes(self._values, candidate)
+        if fixed and self.configured:
+            return SetParametersResult(
+                successful=False,
+                reason=f"{', '.join(fixed)} cannot change while the model is loaded; restart the node "
+                "(lifecycle node: deactivate and clean up first)",
+            )
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: list[Any]) -> None:
+        """post-set callback: swap in the new settings; nothing here rebuilds the model."""
+        specs = spec_by_name()
+        names = {p.name for p in params if p.name in specs}
+        if not names:
+            return
+        with self._apply_lock:
+            for p in params:
+                if p.name in specs:
+                    self._values[p.name] = plain_value(p.value)
+            old, new = self.settings, settings_from_values(self._values)
+            if new.classes_file != old.classes_file:
+                self.classes = self._load_classes(new)
+            if new.drivable_classes != old.drivable_classes or new.classes_file != old.classes_file:
+                self._drivable_ids = self._drivable_class_ids(new, self.classes)
+                if self.pipeline is not None:
+                    self.pipeline = self._build_pipeline(self.pipeline.backend, new)
+            elif new.overlay_alpha != old.overlay_alpha and self.pipeline is not None:
+                self.pipeline = self._build_pipeline(self.pipeline.backend, new)
+            self.settings = new
+            weather_names = {n for n in names if n.startswith("weather.mode") or n.startswith("weather.auto")}
+            if weather_names or "weather.condition" in names:
+                self.weather.reconfigure(
+                    new.weather_mode, new.weather_condition, new.auto_knobs, "weather.condition" in names
+                )
+                self._sync_weather_subscription(active=self.active)
+                self._publish_condition(self.weather.current)
+            if new.diagnostics_period != old.diagnostics_period and self._timer is not None:
+                self.node.destroy_timer(self._timer)
+                self._timer = self.node.create_timer(new.diagnostics_period, self.publish_diagnostics)
+        self.log.info("parameters set: " + ", ".join(f"{n}={self._values[n]!r}" for n in sorted(names)))
+
+    def _sync_weather_subscription(self, active: bool) -> None:
+        """Subscribe to ``weather`` exactly while active in topic mode."""
+        want = active and self.settings.weather_mode == "topic"
+        if want and self._weather_sub is None:
+            from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+            qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            self._weather_sub = self.node.create_subscription(String, "weather", self._on_weather, qos)
+        elif not want and self._weather_sub is not None:
+            self.node.destroy_subscription(self._weather_sub)
+            self._weather_sub = None
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _load_classes(settings: NodeSettings) -> ClassSet:
+        return load_classes(settings.classes_file or None)
+
+    @staticmethod
+    def _drivable_class_ids(settings: NodeSettings, classes: ClassSet) -> tuple[int, ...]:
+        """Train ids of ``drivable.classes``.
+
+        Raises:
+            ConfigError: Naming an unknown class.
+        """
+        try:
+            return tuple(classes.index(name) for name in settings.drivable_classes)
+        except ConfigError as exc:
+            raise ConfigError(f"drivable.classes: {exc}") from None
+
+    def _build_pipeline(self, backend: Any, settings: NodeSettings) -> SegmentationPipeline:
+        return SegmentationPipeline(
+            backend,
+            self.classes,
+            drivable_classes=settings.drivable_classes,
+            overlay_alpha=settings.overlay_alpha,
+        )
+
+
+def _stamp_text(header: Any) -> str:
+    return f"{header.stamp.sec}.{header.stamp.nanosec:09d}"
+
+
+def _intrinsics_for(info: CameraInfo, shape: tuple[int, int]) -> np.ndarray:
+    """The 3x3 camera matrix for images of ``shape``, scaled if camera_info describes another size.
+
+    ``k`` is used (the raw camera matrix; the node ignores distortion), ``p``'s left 3x3 when ``k`` is
+    all zero (some drivers of rectified streams fill only ``p``).
+
+    Raises:
+        ConfigError: If neither matrix is usable.
+    """
+    K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    if not K.any():
+        K = np.asarray(info.p, dtype=np.float64).reshape(3, 4)[:, :3].copy()
+    if not K.any():
+        raise ConfigError("camera_info has neither K nor P set")
+    height, width = shape
+    if info.width and info.height and (info.width, info.height) != (width, height):
+        scale = np.diag([width / info.width, height / info.height, 1.0])
+        K = scale @ K
+    return K

@@ -1,0 +1,138 @@
+"""The node's publishers and the messages it builds from a segmentation result.
+
+Every output copies the input image's header (stamp and frame_id), except the drivable grid, which keeps
+the stamp but lives in ``drivable.frame``. Optional outputs are computed and published only while someone
+subscribes to them (like image_transport does), so an unwatched overlay costs nothing.
+"""
+
+from __future__ import annotations
+
+import array
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
+
+from causal_tune_ros.drivable import GridSpec
+from causal_tune_ros.imaging import numpy_to_image
+
+
+def sensor_qos(reliability: str, depth: int) -> QoSProfile:
+    """Image-stream QoS: keep-last ``depth``, volatile, best effort (sensor data) or reliable.
+
+    Args:
+        reliability: ``best_effort`` or ``reliable``.
+        depth: History depth.
+
+    Returns:
+        The profile.
+    """
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE
+        if reliability == "reliable"
+        else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+#: ``~/weather`` is a state, not a stream: late joiners get the condition in force.
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+#: ``/diagnostics``: what diagnostic_aggregator and rqt_robot_monitor expect.
+DIAGNOSTICS_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+)
+
+
+def confidence_image(confidence: np.ndarray, encoding: str) -> np.ndarray:
+    """Confidence in [0, 1] as the array of the chosen encoding (``mono8``: x 255 rounded; ``32FC1``)."""
+    if encoding == "32FC1":
+        return confidence.astype(np.float32, copy=False)
+    scaled = np.clip(confidence, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)
+    return scaled.astype(np.uint8)
+
+
+def occupancy_grid(cells: np.ndarray, grid: GridSpec, frame_id: str, stamp: Any) -> OccupancyGrid:
+    """A ``nav_msgs/OccupancyGrid`` of int8 cells (0 free, 100 occupied, -1 unknown).
+
+    Args:
+        cells: ``(rows, cols)`` int8 from :func:`~causal_tune_ros.drivable.project_to_grid`.
+        grid: Its geometry.
+        frame_id: The ground frame.
+        stamp: ``builtin_interfaces/Time`` of the input image.
+
+    Returns:
+        The message.
+    """
+    msg = OccupancyGrid()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.info.map_load_time = stamp
+    msg.info.resolution = float(grid.resolution)
+    msg.info.width = grid.cols
+    msg.info.height = grid.rows
+    msg.info.origin.position.x = float(grid.origin_x)
+    msg.info.origin.position.y = float(grid.origin_y)
+    msg.info.origin.orientation.w = 1.0
+    data = array.array("b")
+    data.frombytes(np.ascontiguousarray(cells, dtype=np.int8))
+    msg.data = data
+    return msg
+
+
+class Outputs:
+    """Creates, owns and destroys the node's publishers.
+
+    Args:
+        node: The rclpy node.
+        reliability: ``best_effort`` or ``reliable`` for the image-rate outputs.
+        depth: Their history depth.
+    """
+
+    def __init__(self, node: Any, reliability: str, depth: int) -> None:
+        self._node = node
+        qos = sensor_qos(reliability, depth)
+        self.class_mask = node.create_publisher(Image, "~/class_mask", qos)
+        self.overlay = node.create_publisher(Image, "~/overlay", qos)
+        self.confidence = node.create_publisher(Image, "~/confidence", qos)
+        self.drivable_mask = node.create_publisher(Image, "~/drivable_mask", qos)
+        self.drivable_grid = node.create_publisher(OccupancyGrid, "~/drivable_grid", qos)
+        self.weather = node.create_publisher(String, "~/weather", LATCHED_QOS)
+        self.diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+
+    @staticmethod
+    def watched(publisher: Any) -> bool:
+        """Whether any subscription is matched to ``publisher``."""
+        return publisher.get_subscription_count() > 0
+
+    def publish_image(self, publisher: Any, array_: np.ndarray, encoding: str, header: Header) -> None:
+        """Publish a numpy image with the given header."""
+        publisher.publish(numpy_to_image(array_, encoding, header=header, msg_cls=Image))
+
+    def publish_weather(self, condition: str) -> None:
+        """Publish the condition in force on ``~/weather``."""
+        self.weather.publish(String(data=condition))
+
+    def destroy(self) -> None:
+        """Destroy every publisher."""
+        for pub in (
+            self.class_mask,
+            self.overlay,
+            self.confidence,
+            self.drivable_mask,
+            self.drivable_grid,
+            self.weather,
+            self.diagnostics,
+        ):
+            self._node.destroy_publisher(pub)

@@ -1,0 +1,234 @@
+"""``causal-tune replay``: segment every camera topic of a rosbag2 offline, with no ROS install.
+
+    causal-tune replay drive.mcap -o drive_seg.mcap --video drive_seg.mp4
+
+The output bag holds the input messages (copied raw) plus, per camera, ``<ns>/class_mask``,
+``<ns>/overlay``, ``<ns>/drivable_mask`` (sensor_msgs/Image) and ``<ns>/weather`` (std_msgs/String) with
+the input's timestamps and headers; ``ros2 bag play`` plays it on a vehicle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from causal_tune_ros.errors import ConfigError
+
+HELP = "segment the camera topics of a rosbag2 (sqlite3 or mcap) into a new bag, offline (no ROS needed)"
+
+#: The shipped demo model (``models/demo/``), used when no ``--checkpoint`` is given.
+DEMO_MODEL = ("models", "demo", "causal_tune_demo.safetensors")
+
+LOG = logging.getLogger("causal_tune_ros.replay")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``causal-tune replay``."""
+    parser.add_argument(
+        "in_bag", metavar="IN_BAG", help="input rosbag2: a bag folder, or a .mcap / .db3 file"
+    )
+    parser.add_argument("-o", "--out", required=True, metavar="OUT_BAG", help="output bag folder to create")
+    parser.add_argument(
+        "--topics",
+        nargs="+",
+        metavar="TOPIC",
+        help="image topics to segment (default: every sensor_msgs/Image and CompressedImage camera topic; "
+        "outputs such as .../class_mask and label images such as .../ground_truth are skipped)",
+    )
+    parser.add_argument(
+        "--weather",
+        default="auto",
+        help="band selection: auto (classify each frame), topic (std_msgs/String on --weather-topic in the "
+        "bag), or a fixed condition: clear, snow, rain, fog, night (default: auto)",
+    )
+    parser.add_argument("--weather-topic", default="/weather", help="input topic for --weather topic")
+    parser.add_argument(
+        "--band", metavar="LOW,HIGH", help="force this band on every frame, e.g. 0.2,0.7 (overrides presets)"
+    )
+    parser.add_argument(
+        "--bands", metavar="YAML", help="band presets file (default: config/weather_bands.yaml)"
+    )
+    parser.add_argument(
+        "--backend", default="auto", help="auto, eager, onnxruntime or tensorrt (default: auto)"
+    )
+    parser.add_argument(
+        "--checkpoint", help="Causal-Tune checkpoint (default: the shipped demo model, models/demo/)"
+    )
+    parser.add_argument(
+        "--backbone", help="DINOv2 weights (.pth or HF folder) if the checkpoint does not embed them"
+    )
+    parser.add_argument(
+        "--input-size",
+        metavar="HxW",
+        help="network input, multiples of 14 (default: the checkpoint's recorded size, else 518x1036)",
+    )
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="inference device")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="precision")
+    parser.add_argument("--threads", type=int, help="CPU threads for inference (default: library default)")
+    parser.add_argument("--classes", metavar="YAML", help="class file (default: config/classes.yaml)")
+    parser.add_argument(
+        "--drivable-classes", default="road", help="comma-separated drivable classes (default: road)"
+    )
+    parser.add_argument("--video", metavar="PATH", help="also write a side-by-side MP4 (input | overlay)")
+    parser.add_argument("--video-fps", type=float, help="video frame rate (default: the camera's rate)")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    parser.add_argument(
+        "--every", type=int, default=1, metavar="N", help="segment every N-th frame per topic"
+    )
+    parser.add_argument(
+        "--storage",
+        choices=("sqlite3", "mcap"),
+        help="output storage (default: from OUT_BAG's suffix, else the input's)",
+    )
+    parser.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
+    parser.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def default_checkpoint() -> Path:
+    """The shipped demo model.
+
+    Raises:
+        ConfigError: If the install does not contain it.
+    """
+    from causal_tune_ros.resources import data_path
+
+    return data_path(*DEMO_MODEL)
+
+
+def recorded_input_size(checkpoint: Path) -> tuple[int, int] | None:
+    """The network input size a checkpoint records (``user.input_size``), if any."""
+    from causal_tune_ros.model.checkpoint import read_checkpoint_metadata
+
+    user = read_checkpoint_metadata(checkpoint).get("user") or {}
+    size = user.get("input_size")
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    return None
+
+
+def build_pipeline(
+    checkpoint: str | Path | None = None,
+    backbone: str | Path | None = None,
+    backend: str = "auto",
+    input_size: str | tuple[int, int] | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    threads: int | None = None,
+    classes: str | Path | None = None,
+    drivable_classes: str = "road",
+) -> tuple[Any, str | None]:
+    """Load a backend (with eager fallback) and wrap it in a ``SegmentationPipeline``.
+
+    Args:
+        checkpoint: Causal-Tune checkpoint (default: :func:`default_checkpoint`).
+        backbone: DINOv2 weights when the checkpoint does not embed its backbone.
+        backend: Backend name.
+        input_size: Network input ``"HxW"`` (default: recorded in the checkpoint, else the backend default).
+        device: ``cpu`` or ``cuda``.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        threads: CPU inference threads.
+        classes: Class YAML (default: the packaged Cityscapes classes).
+        drivable_classes: Comma-separated class names counted as drivable.
+
+    Returns:
+        ``(pipeline, fallback warning or None)``.
+
+    Raises:
+        CausalTuneError: Bad options, unreadable checkpoint, backend that cannot load.
+    """
+    from causal_tune_ros.backends import (
+        DEFAULT_INPUT_SIZE,
+        BackendSpec,
+        load_backend_with_fallback,
+        parse_size,
+    )
+    from causal_tune_ros.classes import load_classes
+    from causal_tune_ros.pipeline import SegmentationPipeline
+
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    if not ckpt.exists():
+        raise ConfigError(f"checkpoint {ckpt} does not exist")
+    size = parse_size(input_size) if input_size else (recorded_input_size(ckpt) or DEFAULT_INPUT_SIZE)
+    spec = BackendSpec(
+        name=backend,
+        checkpoint=ckpt,
+        backbone=backbone,
+        input_size=size,
+        device=device,
+        precision=precision,
+        num_threads=threads,
+    )
+    loaded, warning = load_backend_with_fallback(spec)
+    names = tuple(n.strip() for n in drivable_classes.split(",") if n.strip())
+    return SegmentationPipeline(loaded, load_classes(classes), drivable_classes=names), warning
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay the bag and print a summary.
+
+    Returns:
+        0 when frames were processed; 1 when the bag's frames were all skipped (corrupt or failed).
+        Errors (unreadable bag, bad option) raise ``CausalTuneError``: the CLI prints them, exit code 2.
+    """
+    from causal_tune_ros.band import Band
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions
+    from causal_tune_ros.weather import load_band_presets
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    band = None
+    if args.band:
+        try:
+            low, high = (float(v) for v in args.band.split(","))
+        except ValueError:
+            raise ConfigError(f"--band needs LOW,HIGH (e.g. 0.2,0.7), got {args.band!r}") from None
+        band = Band(low, high)
+    presets = load_band_presets(args.bands)
+    options = ReplayOptions(
+        topics=args.topics,
+        weather=args.weather.strip().lower(),
+        weather_topic=args.weather_topic,
+        band=band,
+        max_frames=args.max_frames,
+        every=args.every,
+        video=args.video,
+        video_fps=args.video_fps,
+        overlay=not args.no_overlay,
+        copy_input=not args.no_copy,
+        storage=args.storage,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    # Check the input before the (slow) model load, so a wrong path fails at once.
+    from causal_tune_ros.replay.bag_io import BagReader
+
+    with BagReader(args.in_bag) as bag:
+        if not bag.image_topics():
+            from causal_tune_ros.errors import BagError
+
+            raise BagError(f"{args.in_bag} has no sensor_msgs/Image or CompressedImage topic")
+    pipeline, warning = build_pipeline(
+        checkpoint=args.checkpoint,
+        backbone=args.backbone,
+        backend=args.backend,
+        input_size=args.input_size,
+        device=args.device,
+        precision=args.precision,
+        threads=args.threads,
+        classes=args.classes,
+        drivable_classes=args.drivable_classes,
+    )
+    if warning:
+        print(f"causal-tune replay: warning: {warning}", file=sys.stderr)
+    summary = Replayer(pipeline, options, band_presets=presets).run(args.in_bag, args.out)
+    print(summary.format())
+    total = sum(s.frames for s in summary.topics.values())
+    if total and not summary.processed:
+        print("causal-tune replay: error: no frame could be processed", file=sys.stderr)
+        return 1
+    return 0
