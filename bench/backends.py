@@ -124,6 +124,23 @@ class _InGraphPost(torch.nn.Module):
         return up.argmax(1).to(torch.uint8).float()
 
 
+def upsampling_variants(logits: np.ndarray, height: int, width: int) -> dict[str, Callable[[], np.ndarray]]:
+    """The three ways to get (height, width) class ids from (K, h, w) logits."""
+
+    def full() -> np.ndarray:
+        up = cv2.resize(logits.transpose(1, 2, 0), (width, height), interpolation=cv2.INTER_LINEAR)
+        return up.argmax(axis=2).astype(np.uint8)
+
+    def nearest() -> np.ndarray:
+        low = logits.argmax(0).astype(np.uint8)
+        return cv2.resize(low, (width, height), interpolation=cv2.INTER_NEAREST)
+
+    def ours() -> np.ndarray:
+        return upsample_argmax(logits, (height, width))
+
+    return {"bilinear logits + argmax (reference)": full, "argmax + nearest": nearest, "ours (exact)": ours}
+
+
 def pipeline_study(reps: int) -> None:
     """Upsampling strategies: speed and agreement with full bilinear-logit upsampling (the reference)."""
     from causal_tune_ros.synthetic import render_scene
@@ -141,24 +158,9 @@ def pipeline_study(reps: int) -> None:
         logits = np.ascontiguousarray(logits.transpose(2, 0, 1))
         valid = labels != 255
 
-        def full() -> np.ndarray:
-            up = cv2.resize(logits.transpose(1, 2, 0), (width, height), interpolation=cv2.INTER_LINEAR)
-            return up.argmax(axis=2).astype(np.uint8)
-
-        def nearest() -> np.ndarray:
-            low = logits.argmax(0).astype(np.uint8)
-            return cv2.resize(low, (width, height), interpolation=cv2.INTER_NEAREST)
-
-        def ours() -> np.ndarray:
-            return upsample_argmax(logits, (height, width))
-
-        fns = {
-            "bilinear logits + argmax (reference)": full,
-            "argmax + nearest": nearest,
-            "ours (exact)": ours,
-        }
+        fns = upsampling_variants(logits, height, width)
         times = interleaved(fns, reps)
-        ref = full()
+        ref = fns["bilinear logits + argmax (reference)"]()
         print(f"\n{height}x{width}")
         report(times, "bilinear logits + argmax (reference)")
         for name, fn in fns.items():
@@ -194,7 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = build_checkpoint(args.arch, folder)
     band = Band()
-    spec = BackendSpec(name="eager", checkpoint=checkpoint, input_size=(h, w), cache_dir=folder / "cache")
+    spec = BackendSpec(
+        name="eager",
+        checkpoint=checkpoint,
+        input_size=(h, w),
+        cache_dir=folder / "cache",
+        num_threads=args.threads,
+    )
     t0 = time.perf_counter()
     fp32 = export_artefact(checkpoint, folder / "fp32.onnx", (h, w), "onnx", "fp32")
     t1 = time.perf_counter()
@@ -252,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("onnxruntime fp32", "onnxruntime int8"):
                 out = backends[name].infer(img, other_band)
                 print(
-                    f"  {label:24s} band {other_band}  {name:18s} agreement {100 * agreement(out, ref):7.3f} %  "
-                    f"max|diff| {np.abs(out - ref).max():.2e}"
+                    f"  {label:24s} band {other_band}  {name:18s} "
+                    f"agreement {100 * agreement(out, ref):7.3f} %  max|diff| {np.abs(out - ref).max():.2e}"
                 )
     if args.pipeline:
         pipeline_study(args.reps)

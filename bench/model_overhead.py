@@ -20,7 +20,8 @@ times in interleaved rounds (the order rotates every round):
   state) on the same random weights, loaded through a saved Hugging Face folder.
 
 Ratios are of medians of the same run (the machine is shared and noisy; ratios travel better than
-milliseconds); ``paired`` is the median of per-round ratios.
+milliseconds), on CPU time (``time.thread_time``: other processes holding the cores do not count) and on
+wall time; ``paired`` is the median of per-round CPU-time ratios.
 """
 
 from __future__ import annotations
@@ -40,20 +41,29 @@ from causal_tune_ros.model.dct import dct_2d, idct_2d
 from causal_tune_ros.model.dinov2 import DinoV2
 from causal_tune_ros.model.heads import LightHead
 
+Timings = dict[str, dict[str, list[float]]]  # variant -> {"wall": [...], "cpu": [...]} seconds
 
-def interleaved(fns: dict[str, Callable[[], object]], iters: int, warmup: int) -> dict[str, list[float]]:
-    """Run every function once per round, rotating the order, and return seconds per call."""
+
+def interleaved(fns: dict[str, Callable[[], object]], iters: int, warmup: int) -> Timings:
+    """Run every function once per round, rotating the order; wall and CPU seconds per call.
+
+    CPU time (``time.thread_time`` with one intra-op thread, where PyTorch computes in the calling thread;
+    ``time.process_time``, i.e. summed over threads, otherwise) does not count the time other processes
+    hold the cores, so ratios of CPU times stay meaningful on a busy shared machine.
+    """
+    clock = time.thread_time if torch.get_num_threads() == 1 else time.process_time
     names = list(fns)
     for _ in range(warmup):
         for name in names:
             fns[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: Timings = {name: {"wall": [], "cpu": []} for name in names}
     for round_index in range(iters):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), clock()
             fns[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name]["cpu"].append(clock() - cpu)
+            times[name]["wall"].append(time.perf_counter() - wall)
     return times
 
 
@@ -111,14 +121,24 @@ def naive_features(
     return out
 
 
-def report(label: str, times: dict[str, list[float]], base: str, others: list[str]) -> None:
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+def report(label: str, times: Timings, base: str, others: list[str]) -> dict[str, float]:
+    """Print medians and ratios to ``base``; return the CPU-time ratios."""
+    med = {k: {kind: statistics.median(v[kind]) for kind in ("wall", "cpu")} for k, v in times.items()}
     print(f"\n{label}")
     for name, value in med.items():
-        print(f"  {name:<34s} median {value:9.1f} ms   min {min(times[name]) * 1e3:9.1f} ms")
+        print(
+            f"  {name:<34s} CPU median {value['cpu'] * 1e3:9.1f} ms   "
+            f"wall median {value['wall'] * 1e3:9.1f} ms   wall min {min(times[name]['wall']) * 1e3:9.1f} ms"
+        )
+    ratios = {}
     for name in others:
-        paired = statistics.median(a / b for a, b in zip(times[name], times[base], strict=True))
-        print(f"  ratio {name} / {base}: {med[name] / med[base]:.4f} (paired {paired:.4f})")
+        paired = statistics.median(a / b for a, b in zip(times[name]["cpu"], times[base]["cpu"], strict=True))
+        ratios[name] = med[name]["cpu"] / med[base]["cpu"]
+        print(
+            f"  ratio {name} / {base}: CPU {ratios[name]:.4f} (paired {paired:.4f}), "
+            f"wall {med[name]['wall'] / med[base]['wall']:.4f}"
+        )
+    return ratios
 
 
 def main() -> None:
@@ -159,7 +179,9 @@ def main() -> None:
             fns["causal-tune, naive layout"] = lambda: naive_features(model, images, band)
         times = interleaved(fns, args.iters, args.warmup)
     names = list(fns)
-    report("Causal-Tune overhead (head excluded from both; timed separately)", times, names[0], names[1:])
+    ratios = report(
+        "Causal-Tune overhead (head excluded from both; timed separately)", times, names[0], names[1:]
+    )
 
     total = floor["backbone"]
     print("\nAnalytic FLOP floor (MACs; FLOPs = 2 x MACs), Causal-Tune on all layers vs the backbone:")
@@ -172,10 +194,10 @@ def main() -> None:
         ("prepare", "token projections (once per forward)"),
     ):
         print(f"  {text:<43s}{floor[key] / 1e9:8.2f} GMAC  ({floor[key] / total:.2%})")
-    measured = statistics.median(times[names[1]]) / statistics.median(times[names[0]]) - 1
+    measured = ratios[names[1]] - 1
     print(
         f"  floor as written (MLP + 2NmC + DCT pair): +{floor['as_written'] / total:.2%}; "
-        f"as computed (low rank): +{floor['as_computed'] / total:.2%}; measured: +{measured:.2%}"
+        f"as computed (low rank): +{floor['as_computed'] / total:.2%}; measured (CPU time): +{measured:.2%}"
     )
 
     if args.no_hf:

@@ -27,3 +27,7 @@ class DatasetError(CausalTuneError):
 
 class BagError(CausalTuneError):
     """A rosbag2 cannot be opened, read or written."""
+
+
+class MetricError(CausalTuneError, ValueError):
+    """Predictions and labels that cannot be scored (shape mismatch, class ids out of range, ...)."""

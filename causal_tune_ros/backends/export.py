@@ -61,6 +61,8 @@ MIN_OPSET = 17
 FORMATS = ("onnx", "tensorrt")
 INPUT_NAMES = ("images", "band")
 OUTPUT_NAME = "logits"
+#: Protobuf's hard limit on one ONNX file (weights are stored inline).
+_PROTOBUF_LIMIT = 2**31 - 2**24
 #: onnxruntime's contrib-op domain, used for the fused attention.
 MSFT_DOMAIN = "com.microsoft"
 
@@ -165,10 +167,11 @@ def _mha_translation() -> dict[Any, Any]:
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's progress prints and deprecation chatter (errors still raise)."""
-    import io
-    from contextlib import redirect_stdout
+    """Silence the exporter's logging and deprecation chatter (errors still raise).
 
+    ``verbose=False`` already stops the exporter's progress prints; stdout is not redirected, so other
+    threads (a running node) keep their output.
+    """
     # The root logger too: onnxruntime's quantiser logs advice through it at WARNING.
     names = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "")
     loggers = [logging.getLogger(name) if name else logging.getLogger() for name in names]
@@ -176,7 +179,7 @@ def _quiet_exporter() -> Iterator[None]:
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -228,6 +231,12 @@ def export_onnx_graph(
         raise ConfigError(f"ONNX opset must be >= {MIN_OPSET}, got {opset}")
     h, w = parse_size(input_size)
     model = model.cpu().eval()
+    weight_bytes = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if weight_bytes * (0.5 if half else 1.0) >= _PROTOBUF_LIMIT:
+        raise BackendError(
+            f"the model holds {weight_bytes / 1e9:.1f} GB of weights; a single-file ONNX graph is limited to "
+            "2 GB (ViT-g/14): use the tensorrt or eager backend for it"
+        )
     if half:
         model = copy.deepcopy(model).half()  # never change the caller's model
     images = torch.rand(1, 3, h, w)

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from causal_tune_ros.backends.base import LOGGER, Backend, BackendSpec, library_version
-from causal_tune_ros.backends.cache import ArtefactCache, is_valid, model_hash, read_sidecar
+from causal_tune_ros.backends.cache import (
+    ArtefactCache,
+    default_cache_dir,
+    is_valid,
+    model_hash,
+    read_sidecar,
+)
 from causal_tune_ros.errors import BackendError
 
 
@@ -29,43 +35,65 @@ def _import_ort() -> Any:
     return onnxruntime
 
 
-def providers_for(device: str) -> list[str]:
+def providers_for(device: str, precision: str = "fp32", cache_dir: Path | None = None) -> list[Any]:
     """Execution providers for a device, best first, from those this onnxruntime build has.
+
+    On CUDA: TensorRT EP (when present; engines cached under ``cache_dir/ort_tensorrt``, fp16 when the
+    precision asks for it; nodes it cannot take, like the fused attention, go to the CUDA EP), then CUDA,
+    then CPU.
 
     Args:
         device: ``cpu`` or ``cuda``.
+        precision: The artefact's precision (enables the TensorRT EP's fp16 mode for ``fp16``).
+        cache_dir: Where the TensorRT EP may cache engines (default: the package cache folder).
 
     Returns:
-        ``["CPUExecutionProvider"]`` or ``["CUDAExecutionProvider", "CPUExecutionProvider"]``.
+        Provider names or ``(name, options)`` pairs, as ``InferenceSession`` takes them.
 
     Raises:
         BackendError: If CUDA is asked for and this onnxruntime has no CUDA provider.
     """
     ort = _import_ort()
     available = ort.get_available_providers()
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in available:
-            raise BackendError(
-                f"onnxruntime {ort.__version__} has no CUDA provider (available: {', '.join(available)}); "
-                "install onnxruntime-gpu or use device cpu"
-            )
-        # The TensorRT EP is not used: the fused-attention contrib op would fall back node by node;
-        # the `tensorrt` backend is the TensorRT path.
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+    if device != "cuda":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in available:
+        raise BackendError(
+            f"onnxruntime {ort.__version__} has no CUDA provider (available: {', '.join(available)}); "
+            "install onnxruntime-gpu or use device cpu"
+        )
+    providers: list[Any] = []
+    if "TensorrtExecutionProvider" in available:
+        engines = (cache_dir or default_cache_dir()) / "ort_tensorrt"
+        options = {
+            "trt_fp16_enable": precision == "fp16",
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(engines),
+        }
+        providers.append(("TensorrtExecutionProvider", options))
+    return [*providers, "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def make_session(artefact: str | Path, device: str = "cpu", num_threads: int | None = None) -> Any:
+def make_session(
+    artefact: str | Path,
+    device: str = "cpu",
+    num_threads: int | None = None,
+    precision: str = "fp32",
+    cache_dir: Path | None = None,
+) -> Any:
     """An ``InferenceSession`` with the settings this package uses.
 
     Graph optimisation ALL (fuses Gelu, LayerNorm, MatMul+Add, quantised MatMuls, ...), sequential
     execution (one graph, no parallel branches worth an inter-op pool), ``num_threads`` intra-op threads
-    (default: onnxruntime's choice, the physical cores).
+    (default: onnxruntime's choice, the physical cores). If the TensorRT EP fails to build, the session
+    is retried with CUDA and CPU only.
 
     Args:
         artefact: ONNX file.
         device: ``cpu`` or ``cuda``.
         num_threads: Intra-op threads, ``None`` for the default.
+        precision: The artefact's precision (see :func:`providers_for`).
+        cache_dir: TensorRT EP engine cache root (see :func:`providers_for`).
 
     Returns:
         The session.
@@ -81,14 +109,20 @@ def make_session(artefact: str | Path, device: str = "cpu", num_threads: int | N
     if num_threads:
         options.intra_op_num_threads = int(num_threads)
     options.log_severity_level = 3  # errors only: ORT warns about harmless things on every load
+    providers = providers_for(device, precision, cache_dir)
     try:
-        return ort.InferenceSession(str(artefact), sess_options=options, providers=providers_for(device))
-    except BackendError:
-        raise
+        return ort.InferenceSession(str(artefact), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        raise BackendError(
-            f"onnxruntime cannot load {artefact} (corrupt or incompatible file): {exc}"
-        ) from exc
+        first = exc
+    if len(providers) > 2 and providers[0][0] == "TensorrtExecutionProvider":
+        LOGGER.warning("onnxruntime TensorRT EP failed (%s); using the CUDA EP", first)
+        try:
+            return ort.InferenceSession(str(artefact), sess_options=options, providers=providers[1:])
+        except Exception as exc:
+            first = exc
+    raise BackendError(
+        f"onnxruntime cannot load {artefact} (corrupt or incompatible file): {first}"
+    ) from first
 
 
 class OnnxRuntimeBackend(Backend):
@@ -149,11 +183,12 @@ class OnnxRuntimeBackend(Backend):
         """
         if self._loaded:
             return
-        if self.spec.precision == "fp16" and self.spec.device != "cuda":
-            raise BackendError("fp16 ONNX graphs need the CUDA provider; on CPU use fp32 or int8")
+        spec = self.spec
+        if spec.precision == "fp16" and spec.device == "cpu":
+            LOGGER.info("fp16 ONNX on the CPU: runs, but usually slower than fp32 on x86 (meant for CUDA)")
         artefact = self._resolve_artefact()
         meta = read_sidecar(artefact)
-        session = make_session(artefact, self.spec.device, self.spec.num_threads)
+        session = make_session(artefact, spec.device, spec.num_threads, spec.precision, spec.cache_dir)
         inputs = {i.name: i.shape for i in session.get_inputs()}
         h, w = self.input_size
         if inputs.get("images") != [1, 3, h, w] or inputs.get("band") != [2]:

@@ -279,6 +279,11 @@ class TensorRTBackend(Backend):
             self.num_classes = int(logits.shape[1])
         return logits
 
+    @property
+    def module(self) -> Any:
+        """The loaded Torch-TensorRT module (``None`` before :meth:`load`)."""
+        return self._module
+
     def _versions(self) -> dict[str, str | None]:
         return dict(self._meta.get("versions") or {"torch_tensorrt": library_version("torch_tensorrt")})
 

@@ -15,7 +15,6 @@ Two layouts are offered:
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 
@@ -28,8 +27,7 @@ __all__ = [
 ]
 
 
-@lru_cache(maxsize=64)
-def _cached_dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _build_dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     # Built in float64 on the CPU for accuracy, then cast once. Created outside inference mode so a
     # basis first built under ``torch.inference_mode()`` can still be used by autograd later.
     with torch.inference_mode(False), torch.no_grad():
@@ -38,6 +36,28 @@ def _cached_dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torc
         basis = torch.cos(math.pi * (2.0 * j + 1.0) * k / (2.0 * n)) * math.sqrt(2.0 / n)
         basis[0] /= math.sqrt(2.0)
         return basis.to(dtype=dtype, device=device)
+
+
+_BASES: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _cached_dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Cached :func:`_build_dct_matrix`; only plain tensors are cached.
+
+    An exporter tracing with fake tensors (``torch.export``, the ONNX exporter) makes the builder return
+    a ``FakeTensor``; caching that would poison later eager calls, so such results are rebuilt each time.
+    ``_cached_dct_matrix.cache_clear()`` empties the cache.
+    """
+    key = (n, dtype, device)
+    basis = _BASES.get(key)
+    if basis is None:
+        basis = _build_dct_matrix(n, dtype, device)
+        if type(basis) is torch.Tensor:
+            _BASES[key] = basis
+    return basis
+
+
+_cached_dct_matrix.cache_clear = _BASES.clear  # type: ignore[attr-defined]  # lru_cache-style API
 
 
 def dct_matrix(

@@ -1,1 +1,16 @@
-"""node"""
+"""The ROS 2 side of the package (the only code that imports rclpy).
+
+Modules:
+
+- ``segmentation_node``: the ``segmentation_node`` executable (plain node, always active).
+- ``lifecycle_node``: ``lifecycle_segmentation_node``, the managed variant.
+- ``command``: ``causal-tune node``.
+- ``core``: what both nodes do (subscriptions, worker, publishing, parameter handling);
+  ``model_loading``: parameters -> backend spec, log bridge.
+- ``parameters``: the parameter table, validation, declarations, generated YAML and docs.
+- ``worker``: the latest-frame-only hand-off.
+- ``outputs``: publishers and output messages; ``diagnostics``: statistics and ``/diagnostics``.
+- ``weather_state``: the condition in force per ``weather.mode``; ``ground``: camera pose (params / TF).
+
+Importing this package imports nothing; ``parameters`` and ``worker`` work without rclpy.
+"""

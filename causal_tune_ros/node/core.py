@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.logging import LoggingSeverity
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
-from causal_tune_ros.backends import BackendSpec, load_backend_with_fallback
+from causal_tune_ros.backends import load_backend_with_fallback
 from causal_tune_ros.classes import ClassSet, load_classes
 from causal_tune_ros.drivable import GridSpec, project_to_grid
 from causal_tune_ros.errors import (
@@ -33,6 +35,7 @@ from causal_tune_ros.errors import (
 from causal_tune_ros.imaging import compressed_to_rgb, image_to_rgb
 from causal_tune_ros.node.diagnostics import ErrorThrottle, NodeStats, build_status
 from causal_tune_ros.node.ground import GroundPoseSource
+from causal_tune_ros.node.model_loading import RosLogHandler, backend_spec
 from causal_tune_ros.node.outputs import Outputs, confidence_image, occupancy_grid, sensor_qos
 from causal_tune_ros.node.parameters import (
     NodeSettings,
@@ -41,80 +44,14 @@ from causal_tune_ros.node.parameters import (
     restart_only_changes,
     settings_from_values,
     spec_by_name,
+    unknown_overrides,
 )
 from causal_tune_ros.node.weather_state import WeatherSelector
 from causal_tune_ros.node.worker import FrameWorker
 from causal_tune_ros.pipeline import SegmentationPipeline
-from causal_tune_ros.resources import data_path
-
-DEMO_MODEL = ("models", "demo", "causal_tune_demo.safetensors")
 
 #: Seconds between two log lines of the same error kind.
 ERROR_LOG_PERIOD_S = 5.0
-
-
-class _RosLogHandler(logging.Handler):
-    """Forwards the package's Python ``logging`` records (backends, engine builds) to the node's logger."""
-
-    def __init__(self, ros_logger: Any) -> None:
-        super().__init__(level=logging.INFO)
-        self._ros_logger = ros_logger
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = self.format(record)
-            if record.levelno >= logging.ERROR:
-                self._ros_logger.error(text)
-            elif record.levelno >= logging.WARNING:
-                self._ros_logger.warning(text)
-            else:
-                self._ros_logger.info(text)
-        except Exception:  # logging must never break the caller
-            self.handleError(record)
-
-
-def resolve_checkpoint(path: str) -> str:
-    """The checkpoint file to load: ``path``, or the shipped demo model when it is ''.
-
-    Raises:
-        ConfigError: If '' is given and the demo model is not installed.
-    """
-    if path:
-        return path
-    try:
-        return str(data_path(*DEMO_MODEL))
-    except ConfigError as exc:
-        raise ConfigError(f"model.checkpoint is '' (the demo model) but it is not installed: {exc}") from None
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when PyTorch sees a GPU, else ``cpu``; others unchanged."""
-    if device != "auto":
-        return device
-    import torch  # only to ask for a GPU; the node handles no tensors
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def backend_spec(settings: NodeSettings) -> BackendSpec:
-    """The :class:`~causal_tune_ros.backends.BackendSpec` the parameters ask for.
-
-    Raises:
-        ConfigError: For values the backends reject.
-    """
-    fields: dict[str, Any] = {
-        "name": settings.backend,
-        "checkpoint": resolve_checkpoint(settings.checkpoint),
-        "backbone": settings.backbone or None,
-        "device": resolve_device(settings.device),
-        "precision": settings.precision,
-        "cache_dir": settings.engine_cache_dir or None,
-        "force_rebuild": settings.engine_force_rebuild,
-        "num_threads": settings.cpu_threads or None,
-    }
-    if settings.input_size is not None:
-        fields["input_size"] = settings.input_size
-    return BackendSpec(**fields)
 
 
 class SegmentationCore:
@@ -132,9 +69,12 @@ class SegmentationCore:
         self.node = node
         self.log = node.get_logger()
         self._values = declare_parameters(node)
+        unknown = unknown_overrides(node)
+        if unknown:
+            self.log.warning(f"ignoring unknown parameter(s) (typo?): {', '.join(unknown)}")
         self.settings = settings_from_values(self._values)
         self.classes = self._load_classes(self.settings)
-        self._drivable_ids = self._drivable_class_ids(self.settings, self.classes)
+        self._drivable_class_ids(self.settings, self.classes)  # fail early on unknown class names
         self.stats = NodeStats()
         self._throttle = ErrorThrottle(ERROR_LOG_PERIOD_S)
         self.weather = WeatherSelector(
@@ -152,7 +92,7 @@ class SegmentationCore:
         self._worker: FrameWorker | None = None
         self._published_condition: str | None = None
         self._apply_lock = threading.Lock()
-        self._log_handler = _RosLogHandler(self.log)
+        self._log_handler = RosLogHandler(self.log)
         package_logger = logging.getLogger("causal_tune_ros")
         if package_logger.level == logging.NOTSET:
             package_logger.setLevel(logging.INFO)  # engine-build progress is logged at INFO
@@ -293,6 +233,7 @@ class SegmentationCore:
         pipeline, outputs = self.pipeline, self.outputs
         if pipeline is None or outputs is None:
             return
+        started = time.perf_counter()
         try:
             if isinstance(msg, CompressedImage):
                 rgb = compressed_to_rgb(msg, max_pixels=s.max_image_pixels)
@@ -301,6 +242,7 @@ class SegmentationCore:
         except ImageConversionError as exc:
             self.report_error("image", f"bad image (stamp {_stamp_text(msg.header)}): {exc}")
             return
+        converted = time.perf_counter()
         condition = self.weather.for_frame(rgb)
         band = s.band_for(condition)
         try:
@@ -316,10 +258,27 @@ class SegmentationCore:
             return
         if condition != self._published_condition:
             self._publish_condition(condition)
-        self._publish(result, msg.header, s, outputs)
+        processed = time.perf_counter()
+        latency = self._publish(result, msg.header, s, outputs)
+        if self._debug:
+            ms = 1e3
+            self.log.debug(
+                f"frame {_stamp_text(msg.header)}: convert {(converted - started) * ms:.2f} ms, "
+                f"model {result.model_seconds * ms:.2f} ms, pipeline {result.total_seconds * ms:.2f} ms, "
+                f"publish {(time.perf_counter() - processed) * ms:.2f} ms, "
+                f"latency {'n/a' if latency is None else f'{latency * ms:.2f}'} ms"
+            )
 
-    def _publish(self, result: Any, header: Any, s: NodeSettings, outputs: Outputs) -> None:
-        """Publish the class mask first (the latency-critical output), then the others."""
+    @property
+    def _debug(self) -> bool:
+        return self.log.get_effective_level() <= LoggingSeverity.DEBUG
+
+    def _publish(self, result: Any, header: Any, s: NodeSettings, outputs: Outputs) -> float | None:
+        """Publish the class mask first (the latency-critical output), then the others.
+
+        Returns:
+            ``now - header.stamp`` in seconds after the last output went out (None without a stamp).
+        """
         outputs.publish_image(outputs.class_mask, result.class_mask, "mono8", header)
         outputs.publish_image(outputs.drivable_mask, result.drivable_mask, "mono8", header)
         if result.overlay is not None:
@@ -333,6 +292,7 @@ class SegmentationCore:
         stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         latency = (now_ns - stamp_ns) * 1e-9 if stamp_ns > 0 else None
         self.stats.record_frame(latency, float(result.model_seconds), float(result.total_seconds))
+        return latency
 
     def _publish_grid(self, mask: np.ndarray, header: Any, s: NodeSettings, outputs: Outputs) -> None:
         info = self._camera_info
@@ -442,9 +402,9 @@ class SegmentationCore:
                 candidate[p.name] = plain_value(p.value)
         try:
             settings = settings_from_values(candidate)
-            classes = self.classes if settings.classes_file == self.settings.classes_file else None
-            if classes is not None:
-                self._drivable_class_ids(settings, classes)
+            same_file = settings.classes_file == self.settings.classes_file
+            classes = self.classes if same_file else self._load_classes(settings)
+            self._drivable_class_ids(settings, classes)
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         fixed = restart_only_changes(self._values, candidate)
@@ -469,11 +429,10 @@ class SegmentationCore:
             old, new = self.settings, settings_from_values(self._values)
             if new.classes_file != old.classes_file:
                 self.classes = self._load_classes(new)
-            if new.drivable_classes != old.drivable_classes or new.classes_file != old.classes_file:
-                self._drivable_ids = self._drivable_class_ids(new, self.classes)
-                if self.pipeline is not None:
-                    self.pipeline = self._build_pipeline(self.pipeline.backend, new)
-            elif new.overlay_alpha != old.overlay_alpha and self.pipeline is not None:
+            pipeline_inputs = ("drivable_classes", "classes_file", "overlay_alpha")
+            changed = any(getattr(new, f) != getattr(old, f) for f in pipeline_inputs)
+            if changed and self.pipeline is not None:
+                # A new light pipeline object around the same loaded backend: no model reload.
                 self.pipeline = self._build_pipeline(self.pipeline.backend, new)
             self.settings = new
             weather_names = {n for n in names if n.startswith("weather.mode") or n.startswith("weather.auto")}
@@ -508,7 +467,7 @@ class SegmentationCore:
 
     @staticmethod
     def _drivable_class_ids(settings: NodeSettings, classes: ClassSet) -> tuple[int, ...]:
-        """Train ids of ``drivable.classes``.
+        """Train ids of ``drivable.classes`` (used to validate the names).
 
         Raises:
             ConfigError: Naming an unknown class.

@@ -40,6 +40,9 @@ class LifecycleSegmentationNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.core = SegmentationCore(self)
+        self.get_logger().info(
+            f"unconfigured; waiting for configure ({self.get_fully_qualified_name()}/change_state)"
+        )
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model; FAILURE (back to unconfigured) if it cannot be loaded."""

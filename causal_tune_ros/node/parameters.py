@@ -610,6 +610,19 @@ def declare_parameters(node) -> dict[str, Any]:
     return values
 
 
+#: Parameters rclpy declares on every node by itself.
+RCLPY_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
+
+
+def unknown_overrides(node) -> list[str]:
+    """Names given to the node (params file, ``-p``) that it does not declare: usually typos.
+
+    rclpy silently ignores them, so the node warns about them instead.
+    """
+    given = set(getattr(node, "_parameter_overrides", {}))  # no public accessor in rclpy
+    return sorted(given - set(spec_by_name()) - RCLPY_PARAMETERS)
+
+
 def _plain(value: Any) -> Any:
     """rclpy returns arrays as lists (or array.array); compare and store them as tuples."""
     if isinstance(value, list | tuple):

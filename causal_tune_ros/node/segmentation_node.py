@@ -38,10 +38,14 @@ class SegmentationNode(Node):
         super().__init__(node_name, **kwargs)
         try:
             self.core = SegmentationCore(self)
+        except BaseException:
+            super().destroy_node()
+            raise
+        try:
             self.core.configure()
             self.core.activate()
         except BaseException:
-            super().destroy_node()
+            self.destroy_node()
             raise
 
     def destroy_node(self) -> None:
@@ -76,6 +80,12 @@ def run_node(node_factory: Any, argv: Sequence[str] | None, prog: str) -> int:
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # SIGINT / SIGTERM shut the context down while the executor was building its wait set; rclpy
+        # then raises its RCLError (a RuntimeError) instead of ExternalShutdownException. Only with a
+        # live context is it a real error.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from causal_tune_ros.synthetic.camera import Camera, intrinsics
@@ -758,7 +759,7 @@ def _build_backdrop(b: _Builder, x: float) -> None:
 
 
 # --------------------------------------------------------------------------------------------- objects
-def _street_lamp(b: _Builder, x: float, side: _Side, road_center: float) -> None:
+def _street_lamp(b: _Builder, x: float, side: _Side) -> None:
     rng = b.rng
     y = side.y(0.6)
     dist = b.distance(x, y)
@@ -1280,13 +1281,12 @@ def build_geometry(seed: int, height: int = 512, width: int = 1024) -> SceneGeom
                 _build_edge(b, side, far)
 
     # Street furniture.
-    road_center = y_right + parking[0] + lanes_right * lane_w
     lamp_sides = [s for s in sides if rng.random() < 0.65]
     for side in lamp_sides:
         x = rng.uniform(3.0, 20.0)
         spacing = rng.uniform(22.0, 35.0)
         while x < 180.0:
-            _street_lamp(b, x, side, road_center)
+            _street_lamp(b, x, side)
             x += spacing
     for side in sides:
         if rng.random() < 0.55:
@@ -1318,7 +1318,6 @@ def build_geometry(seed: int, height: int = 512, width: int = 1024) -> SceneGeom
             _person(b, crosswalk + rng.uniform(0.5, 3.0), rng.uniform(y_right + 1.0, y_left - 1.0), 0.0)
 
     # Vehicles: traffic in each lane, oncoming traffic, parked cars.
-    lights_night = True  # moving vehicles drive with lights; night rendering decides whether they glow
     for k, ly in enumerate(lanes):
         same_dir = k < lanes_right
         heading_v = 0.0 if same_dir else math.pi
@@ -1336,7 +1335,7 @@ def build_geometry(seed: int, height: int = 512, width: int = 1024) -> SceneGeom
                         ly + rng.uniform(-0.25, 0.25),
                         heading_v + rng.uniform(-0.03, 0.03),
                         kind,
-                        lights_night,
+                        True,  # moving vehicles drive with lights on (only the night rendering shows them)
                         (y_right, y_left),
                         moving=True,
                     )
@@ -1415,7 +1414,7 @@ def _finish(seed, height, width, K, pose, cam, raster, b, rng, lanes, road_edges
     tex += amp[..., 1] * noise_window("coarse", height, width, rng)
     tex += 1.0
     base = raster.gather(raster.color)
-    base *= tex[..., None]
+    base = cv2.multiply(base, cv2.merge([tex, tex, tex]))  # numpy broadcasting over 3 channels is slow
     sky = ids == 0
     horizon = cam.horizon_rows()
     sky_h, sky_z = _sky_colors(rng)

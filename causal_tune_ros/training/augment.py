@@ -166,7 +166,9 @@ def augment(
         ValueError: If the image and label shapes disagree.
     """
     if image.ndim != 3 or image.shape[2] != 3 or labels.shape != image.shape[:2]:
-        raise ValueError(f"image {image.shape} and labels {labels.shape} do not form an (H, W, 3)/(H, W) pair")
+        raise ValueError(
+            f"image {image.shape} and labels {labels.shape} do not form an (H, W, 3)/(H, W) pair"
+        )
     image, labels = random_scale(image, labels, params, rng)
     image, labels = random_crop(image, labels, params, rng)
     if rng.random() < params.hflip_prob:

@@ -364,7 +364,9 @@ def _build(cls: type, raw: Any, path: str) -> Any:
         options.update(extra)
         raw["options"] = options
         if "name" not in raw:
-            raise ConfigError(f"{_join(path, 'name')}: missing; name the data set (e.g. synthetic, cityscapes)")
+            raise ConfigError(
+                f"{_join(path, 'name')}: missing; name the data set (e.g. synthetic, cityscapes)"
+            )
     unknown = [k for k in raw if k not in names]
     if unknown:
         raise ConfigError(f"{_join(path, str(unknown[0]))}: unknown key; known keys here: {', '.join(names)}")
@@ -394,6 +396,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
     if origin is Literal:
+        if value is False and "off" in args:
+            value = "off"  # YAML 1.1 reads a bare `off` as false
         if value not in args:
             raise ConfigError(f"{path}: must be one of {', '.join(map(repr, args))}, got {value!r}")
         return value
@@ -482,7 +486,9 @@ def _check_ranges(cfg: TrainConfig) -> None:
     _pair(a.saturation_range, "augment.saturation_range")
     _require(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
     _require(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-    _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "expected [b1, b2] in [0, 1)")
+    _require(
+        len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "expected [b1, b2] in [0, 1)"
+    )
     _require(o.eps > 0, "optim.eps", "must be > 0")
     _require(o.batch_size > 0, "optim.batch_size", f"must be > 0, got {o.batch_size}")
     _require(o.grad_accum > 0, "optim.grad_accum", f"must be > 0, got {o.grad_accum}")
@@ -501,7 +507,9 @@ def _check_ranges(cfg: TrainConfig) -> None:
     _pair(e.window, "eval.window")
     _pair(e.stride, "eval.stride")
     _pair(e.input_size, "eval.input_size")
-    _require(all(s <= w for s, w in zip(e.stride, e.window, strict=True)), "eval.stride", "must be <= eval.window")
+    _require(
+        all(s <= w for s, w in zip(e.stride, e.window, strict=True)), "eval.stride", "must be <= eval.window"
+    )
     _require(e.batch_size > 0, "eval.batch_size", "must be > 0")
     _require(e.max_samples is None or e.max_samples > 0, "eval.max_samples", "must be > 0 or null")
     for i, band in enumerate(e.bands):

@@ -8,7 +8,7 @@ single process and never touches ``torch.distributed``. Backend: NCCL on CUDA, G
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     backend: str | None = None
 
     @property
@@ -75,7 +75,9 @@ def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.devic
         raise ConfigError("device 'cuda' requested but CUDA is not available")
     count = torch.cuda.device_count()
     if local_rank >= count:
-        raise ConfigError(f"LOCAL_RANK {local_rank} has no GPU (this node has {count}); lower --nproc_per_node")
+        raise ConfigError(
+            f"LOCAL_RANK {local_rank} has no GPU (this node has {count}); lower --nproc_per_node"
+        )
     return torch.device("cuda", local_rank)
 
 
@@ -93,7 +95,6 @@ def init_distributed(device: str = "auto", backend: str = "auto") -> DistInfo:
         ConfigError: Bad environment, NCCL asked for on CPU, or an unknown backend.
     """
     world_size = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
     dev = resolve_device(device, local_rank)
     if world_size <= 1:
@@ -112,7 +113,11 @@ def init_distributed(device: str = "auto", backend: str = "auto") -> DistInfo:
             kwargs["device_id"] = dev  # binds the communicator to our GPU (no guessing, no hang)
         dist.init_process_group(backend=backend, init_method="env://", **kwargs)
     return DistInfo(
-        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=dev, backend=backend
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=local_rank,
+        device=dev,
+        backend=backend,
     )
 
 

@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", required=True, help="a Causal-Tune .safetensors checkpoint, or a training run folder"
     )
     parser.add_argument(
-        "--backbone", help="backbone weights (official .pth or HF folder) when the checkpoint does not embed one"
+        "--backbone",
+        help="backbone weights (official .pth or HF folder) when the checkpoint does not embed one",
     )
     parser.add_argument(
         "--data",
@@ -66,7 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=_pair, default=None, help="window N or H,W (default 512)")
     parser.add_argument("--stride", type=_pair, default=None, help="stride N or H,W (default 341)")
     parser.add_argument(
-        "--input-size", type=_pair, default=None, help="resize images into an H,W box (aspect ratio kept) before inference (default: native size)"
+        "--input-size",
+        type=_pair,
+        default=None,
+        help="resize images into an H,W box (aspect ratio kept) before inference (default: native size)",
     )
     parser.add_argument(
         "--band",
@@ -76,13 +80,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="band setting to evaluate (repeatable; default: the checkpoint's training band)",
     )
     parser.add_argument(
-        "--no-band-pass", action="store_true", help="also evaluate with the band-pass off (the paper's ablation)"
+        "--no-band-pass",
+        action="store_true",
+        help="also evaluate with the band-pass off (the paper's ablation)",
     )
-    parser.add_argument("--conditions", nargs="+", help="only these conditions, in this order (e.g. fog night)")
-    parser.add_argument("-o", "--output-dir", default="eval_results", help="folder for the tables (default %(default)s)")
+    parser.add_argument(
+        "--conditions", nargs="+", help="only these conditions, in this order (e.g. fog night)"
+    )
+    parser.add_argument(
+        "-o", "--output-dir", default="eval_results", help="folder for the tables (default %(default)s)"
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="autocast on CUDA")
-    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (whole-image mode)")
+    parser.add_argument(
+        "--batch-size", type=int, default=1, help="images per forward pass (whole-image mode)"
+    )
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate the first N samples only")
     parser.add_argument("--workers", type=int, default=0, help="data loading worker processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -119,6 +131,17 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
+def _restrict_conditions(ds_cfg: Any, conditions: list[str]) -> None:
+    """Let readers that select conditions (ACDC, synthetic) skip the others instead of reading them."""
+    import inspect
+
+    from causal_tune_ros.training.datasets import DATASETS
+
+    reader = DATASETS.get(ds_cfg.name.lower())
+    if reader is not None and "conditions" in inspect.signature(reader).parameters:
+        ds_cfg.options["conditions"] = list(conditions)
+
+
 def _resolve_checkpoint(path: str) -> Path:
     from causal_tune_ros.errors import CheckpointError
     from causal_tune_ros.training.trainer import MODEL_FILE, resolve_resume
@@ -148,7 +171,9 @@ def run(args: argparse.Namespace) -> int:
     eval_cfg = EvalConfig()
     sets: list[DatasetConfig] = []
     if args.config:
-        eval_cfg = load_train_config(args.config).eval
+        from causal_tune_ros.training.train_command import find_config
+
+        eval_cfg = load_train_config(find_config(args.config)).eval
         sets = list(eval_cfg.sets)
     options = _parse_options(args.data_option)
     if args.data:
@@ -159,6 +184,9 @@ def run(args: argparse.Namespace) -> int:
     elif options:
         for s in sets:
             s.options.update(options)
+    if args.conditions:
+        for s in sets:
+            _restrict_conditions(s, args.conditions)
     if not sets:
         raise ConfigError("nothing to evaluate: give --data NAME[:ROOT[:SPLIT]] or --config with eval.sets")
 

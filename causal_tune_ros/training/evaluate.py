@@ -241,9 +241,7 @@ def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManag
     return torch.autocast("cuda", dtype=dtype)
 
 
-def _iterate(
-    dataset: Any, indices: Sequence[int], num_workers: int
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def _iterate(dataset: Any, indices: Sequence[int], num_workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(index, item)`` for the given indices, optionally loaded by worker processes."""
     if num_workers <= 0:
         for i in indices:
@@ -570,7 +568,9 @@ def format_csv(results: Sequence[EvalResult]) -> str:
     return buf.getvalue()
 
 
-def write_tables(results: Sequence[EvalResult], out_dir: str | Path, stem: str = "results") -> dict[str, Path]:
+def write_tables(
+    results: Sequence[EvalResult], out_dir: str | Path, stem: str = "results"
+) -> dict[str, Path]:
     """Write ``<stem>.md`` and ``<stem>.csv`` into ``out_dir`` (created if needed).
 
     Returns:

@@ -16,11 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from causal_tune_ros.errors import CausalTuneError, ConfigError
-
-
-class MetricError(CausalTuneError, ValueError):
-    """Predictions and labels that cannot be scored (shape mismatch, class ids out of range, ...)."""
+from causal_tune_ros.errors import ConfigError, MetricError
 
 
 def _is_torch(x: Any) -> bool:

@@ -27,12 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         required=True,
-        help="training YAML (e.g. config/train/synthetic_small.yaml; a bare name is looked up in config/train/)",
+        help="training YAML, e.g. config/train/synthetic_small.yaml (bare names: config/train/)",
     )
     parser.add_argument(
         "--resume",
         metavar="CKPT_DIR",
-        help="continue from a checkpoint: a run folder, its checkpoints/ folder or a checkpoints/step_* folder",
+        help="continue from a checkpoint: a run folder, its checkpoints/ or a checkpoints/step_* folder",
     )
     parser.add_argument(
         "--set",
@@ -46,8 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
 
 
-def _find_config(name: str) -> str:
-    """A path as given, else ``config/train/<name>[.yaml]`` from the install's data folders."""
+def find_config(name: str) -> str:
+    """A path as given, else ``config/train/<name>[.yaml]`` from the install's data folders.
+
+    Raises:
+        ConfigError: If neither exists.
+    """
     from pathlib import Path
 
     from causal_tune_ros.errors import ConfigError
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.output_dir:
         overrides.append(f"run.output_dir={args.output_dir}")
-    cfg = load_train_config(_find_config(args.config), overrides)
+    cfg = load_train_config(find_config(args.config), overrides)
     result = train(cfg, resume=args.resume, quiet=args.quiet)
     if result.final_model is not None and not args.quiet:
         miou = "" if result.val_miou is None else f", val mIoU {100 * result.val_miou:.2f}"

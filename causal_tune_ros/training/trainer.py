@@ -101,7 +101,12 @@ def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
         torch.manual_seed(seed)
         head_type = {"light": "LightHead"}.get(cfg.head.type, cfg.head.type)
         head = build_head(
-            {"type": head_type, "in_channels": backbone.embed_dim, "num_classes": num_classes, **cfg.head.options}
+            {
+                "type": head_type,
+                "in_channels": backbone.embed_dim,
+                "num_classes": num_classes,
+                **cfg.head.options,
+            }
         )
         t = cfg.tuner
         model = CausalTuneSegmenter(
@@ -116,7 +121,7 @@ def backbone_state_keys(model: nn.Module) -> set[str]:
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Everything in the state dict except the frozen backbone (tokens, projections, scale, head + BN stats)."""
+    """The state dict without the frozen backbone: tokens, projections, scale, head (with BN statistics)."""
     frozen = backbone_state_keys(model)
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in frozen}
 
@@ -310,7 +315,9 @@ def resolve_resume(path: str | Path) -> Path:
             if (target / STATE_FILE).is_file():
                 return target
             raise CheckpointError(f"{latest} names {target.name}, which has no {STATE_FILE}")
-    raise CheckpointError(f"no training checkpoint at {path} (expected {STATE_FILE} or checkpoints/{LATEST_FILE})")
+    raise CheckpointError(
+        f"no training checkpoint at {path} (expected {STATE_FILE} or checkpoints/{LATEST_FILE})"
+    )
 
 
 def _rng_state() -> dict[str, Any]:
@@ -478,7 +485,10 @@ class Trainer:
                 no_decay.append(param)
             else:
                 decay.append(param)
-        groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [
+            {"params": decay, "weight_decay": o.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         groups = [g for g in groups if g["params"]]
         fused = self.device.type == "cuda"
         return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=fused)
@@ -509,7 +519,9 @@ class Trainer:
         frozen = backbone_state_keys(self.model)
         missing = [k for k in missing if k not in frozen]
         if missing or unexpected:
-            raise CheckpointError(f"{path}: state does not fit the model (missing {missing}, unexpected {unexpected})")
+            raise CheckpointError(
+                f"{path}: state does not fit the model (missing {missing}, unexpected {unexpected})"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -664,7 +676,7 @@ class Trainer:
         Returns:
             A :class:`TrainResult`.
         """
-        cfg, o, r = self.cfg, self.cfg.optim, self.cfg.run
+        o, r = self.cfg.optim, self.cfg.run
         stop = o.iterations if max_steps is None else min(o.iterations, max_steps)
         result = TrainResult(output_dir=self.output_dir, step=self.step)
         main = self.dist.is_main
@@ -709,7 +721,9 @@ class Trainer:
                 # Reduce first so that every rank sees the same value and stops together.
                 step_loss = all_reduce_mean(step_loss, self.dist)
                 if not math.isfinite(step_loss):
-                    raise ConfigError(f"loss became {step_loss} at step {self.step}; lower optim.lr or use amp off")
+                    raise ConfigError(
+                        f"loss became {step_loss} at step {self.step}; lower optim.lr or use amp off"
+                    )
                 result.losses.append(step_loss)
                 result.lrs.append(lr)
                 window_losses.append(step_loss)
@@ -723,7 +737,9 @@ class Trainer:
                     (r.val_every and self.step % r.val_every == 0) or self.step == o.iterations
                 )
                 do_log = self.step % r.log_every == 0 or last or do_val
-                do_ckpt = (r.checkpoint_every and self.step % r.checkpoint_every == 0) or self.step == o.iterations
+                do_ckpt = (
+                    r.checkpoint_every and self.step % r.checkpoint_every == 0
+                ) or self.step == o.iterations
                 if do_val or do_ckpt or last:
                     self.sync_buffers()
                 val = self.validate() if do_val else None
@@ -809,7 +825,9 @@ class _RunLogger:
         self.trainer = trainer
         out = trainer.output_dir
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(trainer.cfg.to_dict(), sort_keys=False), encoding="utf-8")
+        (out / "config.yaml").write_text(
+            yaml.safe_dump(trainer.cfg.to_dict(), sort_keys=False), encoding="utf-8"
+        )
         self.csv_path = out / "metrics.csv"
         rows: list[dict[str, str]] = []
         if trainer.step > 0 and self.csv_path.is_file():
@@ -833,7 +851,9 @@ class _RunLogger:
         self.start_step = trainer.step
 
     def log(self, row: dict[str, Any], stop: int, quiet: bool) -> None:
-        formatted = {k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()}
+        formatted = {
+            k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()
+        }
         self.writer.writerow(formatted)
         self.file.flush()
         step = row["step"]

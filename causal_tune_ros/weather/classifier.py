@@ -1,54 +1,73 @@
 """Cheap weather / lighting classification from image statistics, with hysteresis.
 
 The frame is area-averaged by an integer factor to about :data:`DETAIL_WIDTH` px wide for the
-fine-texture cues and from there to :data:`SMALL_WIDTH` px for global statistics; the whole thing costs
-about 1.5 ms at 1024 x 512 on one CPU core (see ``bench/imaging_speed.py``). Values are in [0, 1]
-(``Y`` is Rec. 601 luma of RGB / 255).
+fine-detail cues and from there to :data:`SMALL_WIDTH` px for global statistics; rain streaks are measured
+on a grey frame about :data:`STREAK_FINE_WIDTH` px wide. Values are in [0, 1] unless noted (``Y`` is
+Rec. 601 luma of RGB / 255; "upper" / "lower" are the top and bottom halves of the frame).
 
-=====================  ===========================================================================
-statistic              definition
-=====================  ===========================================================================
-``mean_luma``          mean of Y
-``contrast``           RMS contrast: standard deviation of Y
-``dark_channel``       mean of the dark channel: per-pixel min over R, G, B, then a 3 x 3 min filter
-                       (He et al.'s haze prior: near 0 in clear daylight, raised by airlight in fog)
-``saturation``         mean HSV saturation ``(max - min) / max``
-``white_fraction``     share of pixels with Y > WHITE_MIN_LUMA and saturation < WHITE_MAX_SATURATION
-``texture``            mean absolute fine detail ``|Y - blur3x3(Y)|`` at DETAIL_WIDTH, in bright
-                       low-saturation pixels only (snowflakes, snow-covered clutter)
-``streak_ratio``       thin vertical vs thin horizontal line energy: mean ``|d2Y/dx2|`` of Y averaged
-                       over tall blocks (STREAK_FINE_WIDTH px wide frame, STREAK_ELONGATION x taller
-                       blocks) over mean ``|d2Y/dy2|`` of Y averaged over the same blocks on their
-                       side; near-vertical rain streaks raise it
-=====================  ===========================================================================
+========================  ========================================================================
+statistic                 definition
+========================  ========================================================================
+``mean_luma``             mean of Y
+``contrast``              RMS contrast: standard deviation of Y
+``dark_channel``          mean of the dark channel: per-pixel min over R, G, B, then a 3 x 3 min
+                          filter (He et al.'s haze prior: near 0 in clear daylight, raised by
+                          airlight in fog)
+``saturation``            mean HSV saturation ``(max - min) / max``
+``white_fraction``        share of pixels with Y > WHITE_MIN_LUMA and saturation < WHITE_MAX_SATURATION
+``texture``               mean absolute fine detail ``|Y - blur3x3(Y)|`` at DETAIL_WIDTH, in bright
+                          low-saturation pixels only
+``streak_ratio``          thin near-vertical over thin horizontal bright-line energy (ridges higher
+                          than STREAK_MIN_HEIGHT after 1 x STREAK_ELONGATION block averages), median
+                          of the per-tile ratios over a STREAK_TILES grid (``_streak_ratio``);
+                          ~0.9-1.2 for street scenes, higher with visible rain streaks
+``upper_dark_fraction``   share of the top third of the frame (sky, facades) with Y < DARK_MAX_LUMA:
+                          the dark sky of night
+``lower_white_fraction``  ``white_fraction`` of the lower half (snow-covered road and ground)
+``edge_contrast``         Weber edge contrast: mean gradient magnitude of Y (Sobel / 8) at
+                          DETAIL_WIDTH over the mean of Y; airlight lowers it
+``speckle``               share of DETAIL_WIDTH pixels whose white top-hat ``Y - open3x3(Y)`` exceeds
+                          SPECKLE_MIN_HEIGHT: small bright specks (snowflakes)
+========================  ========================================================================
 
 Each condition gets a score in [0, 1]; a soft AND is the minimum of linear ramps ``ramp(x: a -> b)``
-(0 at ``a``, 1 at ``b``, either direction). ``clear`` has the fixed score ``CLEAR_SCORE`` = 0.5: the
-best other condition wins only if it scores *more* than that (ties between the others go to the
-earlier row). The thresholds are module constants named ``<CONDITION>_<STAT>_START`` / ``_FULL``:
+(0 at ``a``, 1 at ``b``, either direction), a soft OR the maximum. ``clear`` has the fixed score
+``CLEAR_SCORE`` = 0.5: the best other condition wins only if it scores *more* than that (ties between
+the others go to the earlier row). The thresholds are module constants named
+``<CONDITION>_<STAT>_START`` / ``_FULL``:
 
 =========  =========================================================================================
 condition  score (constant values)
 =========  =========================================================================================
-night      ramp(mean_luma: 0.28 -> 0.14)                                   (dark frame)
-fog        min(ramp(dark_channel: 0.30 -> 0.45), ramp(contrast: 0.16 -> 0.08),
-           ramp(texture: 0.020 -> 0.010))                                  (bright, flat, veiled)
-snow       min(ramp(white_fraction: 0.15 -> 0.35), ramp(saturation: 0.25 -> 0.12),
-           max(ramp(texture: 0.010 -> 0.025), ramp(contrast: 0.10 -> 0.18)))  (white with structure)
-rain       min(ramp(streak_ratio: 1.6 -> 2.2), ramp(saturation: 0.35 -> 0.20),
-           ramp(mean_luma: 0.20 -> 0.30))                                  (streaky, dull, not dark)
+night      min(ramp(upper_dark_fraction: 0.24 -> 0.32), ramp(mean_luma: 0.40 -> 0.32))
+           (dark sky; the mean keeps a dark facade or tree over a bright street out)
+fog        min(ramp(dark_channel: 0.31 -> 0.37), ramp(saturation: 0.16 -> 0.12),
+           ramp(edge_contrast: 0.068 -> 0.056), ramp(speckle: 0.14 -> 0.10))
+           (bright grey airlight veil, flat, no flakes)
+snow       min(ramp(saturation: 0.16 -> 0.12), ramp(lower_white_fraction: 0.05 -> 0.11),
+           max(ramp(speckle: 0.10 -> 0.14), ramp(edge_contrast: 0.085 -> 0.10)))
+           (white unsaturated ground, with falling flakes or strong structure)
+rain       min(ramp(mean_luma: 0.16 -> 0.22), max(ramp(streak_ratio: 1.6 -> 2.0),
+           min(ramp(streak_ratio: 1.20 -> 1.35), ramp(saturation: 0.21 -> 0.17))))
+           (not dark, and unmistakable streaks, or fainter streaks in dull overcast light)
 =========  =========================================================================================
 
-White pixels: Y > ``WHITE_MIN_LUMA`` = 0.65 and saturation < ``WHITE_MAX_SATURATION`` = 0.15.
+White pixels: Y > ``WHITE_MIN_LUMA`` = 0.65 and saturation < ``WHITE_MAX_SATURATION`` = 0.15; dark
+pixels: Y < ``DARK_MAX_LUMA`` = 0.15; specks: white top-hat > ``SPECKLE_MIN_HEIGHT`` = 0.03.
+``contrast``, ``white_fraction`` and ``texture`` are reported (diagnostics) but no longer scored.
 
-Honest limits: night (low luminance) and dense fog (airlight: high dark channel, low contrast) have
-strong, well-known cues. Snow relies on a large white, unsaturated area with texture, which bright
-overcast concrete can imitate. Rain is the weak one: streaks are thin, often motion-blurred away, and
-wet roads look like clear ones, so rain is only reported when streaks are strong. The thresholds were
-set by hand on synthesised street frames (``test/test_weather.py``) and typical daylight statistics,
-not fitted on real bad-weather data (ACDC); prefer ``weather.mode: topic`` when a better signal (a
-rain sensor, wipers, a weather service) exists. :class:`WeatherClassifier` adds hysteresis so a
-borderline frame sequence does not flap the band.
+The thresholds were set on the procedural street renderings of :mod:`causal_tune_ros.synthetic`
+(scene seeds 0-39 at 256 x 512; ``bench/weather_classifier.py`` prints the confusion matrix) and checked
+on other seeds and sizes (``test/test_weather_synthetic.py``) and on the simple frames of
+``test/test_weather.py``. Honest limits: night (dark sky) and fog (airlight: high dark channel, low
+Weber contrast) have strong, well-known cues. Snow relies on a white, unsaturated lower image plus
+flakes or strong structure; bright overcast concrete can imitate it. Rain is the weak one: streaks are
+thin, often motion-blurred away or invisible at low resolution, and wet roads look like clear ones, so
+rain needs both streaks and dull (unsaturated) light; on the renderings it is the least accurate
+condition and it is the first to miss on real footage. The values were not fitted on real bad-weather
+data (ACDC); prefer ``weather.mode: topic`` when a better signal (a rain sensor, wipers, a weather
+service) exists. :class:`WeatherClassifier` adds hysteresis so a borderline frame sequence does not flap
+the band.
 """
 
 from __future__ import annotations
@@ -63,13 +82,25 @@ from causal_tune_ros.weather.presets import CONDITIONS
 
 #: Width of the frame used for global statistics (area-averaged).
 SMALL_WIDTH = 64
-#: Width of the frame used for fine texture and streaks.
+#: Width of the frame used for fine detail (texture, speckle, edge contrast).
 DETAIL_WIDTH = 192
 
-#: Rain streaks are measured at about this width (thin side of the averaging blocks) ...
+#: Rain streaks are measured on a grey frame about this wide ...
 STREAK_FINE_WIDTH = 512
-#: ... with blocks this many times taller than wide.
+#: ... averaged over blocks this many rows tall (and, for the horizontal reference, this many columns).
 STREAK_ELONGATION = 4
+#: ... with the line energies pooled over this (rows, columns) grid of tiles, whose median ratio counts.
+STREAK_TILES = (8, 16)
+#: Bright ridges count only by their height above this (luma, after the block averaging) ...
+STREAK_MIN_HEIGHT = 4.0 / 255.0
+#: ... and a tile's mean ridge energies get this offset before their ratio is taken.
+STREAK_TILE_FLOOR = 0.05 / 255.0
+
+#: A detail pixel is a bright speck when it stands this much above its 3 x 3 morphological opening.
+SPECKLE_MIN_HEIGHT = 0.03
+
+#: A pixel of the top third counts as dark (night sky) below this luma.
+DARK_MAX_LUMA = 0.15
 
 #: A pixel is "white" (snow) above this luma ...
 WHITE_MIN_LUMA = 0.65
@@ -79,36 +110,46 @@ WHITE_MAX_SATURATION = 0.15
 #: Score of "clear": the bar every other condition must beat.
 CLEAR_SCORE = 0.5
 
-NIGHT_LUMA_START = 0.28
-NIGHT_LUMA_FULL = 0.14
+NIGHT_UPPER_DARK_START = 0.24
+NIGHT_UPPER_DARK_FULL = 0.32
+NIGHT_LUMA_START = 0.40
+NIGHT_LUMA_FULL = 0.32
 
-FOG_DARK_START = 0.30
-FOG_DARK_FULL = 0.45
-FOG_CONTRAST_START = 0.16
-FOG_CONTRAST_FULL = 0.08
-FOG_TEXTURE_START = 0.020
-FOG_TEXTURE_FULL = 0.010
+FOG_DARK_START = 0.31
+FOG_DARK_FULL = 0.37
+FOG_SATURATION_START = 0.16
+FOG_SATURATION_FULL = 0.12
+FOG_EDGE_START = 0.068
+FOG_EDGE_FULL = 0.056
+FOG_SPECKLE_START = 0.14
+FOG_SPECKLE_FULL = 0.10
 
-SNOW_WHITE_START = 0.15
-SNOW_WHITE_FULL = 0.35
-SNOW_SATURATION_START = 0.25
+SNOW_SATURATION_START = 0.16
 SNOW_SATURATION_FULL = 0.12
-SNOW_TEXTURE_START = 0.010
-SNOW_TEXTURE_FULL = 0.025
-SNOW_CONTRAST_START = 0.10
-SNOW_CONTRAST_FULL = 0.18
+SNOW_LOWER_WHITE_START = 0.05
+SNOW_LOWER_WHITE_FULL = 0.11
+SNOW_SPECKLE_START = 0.10
+SNOW_SPECKLE_FULL = 0.14
+SNOW_EDGE_START = 0.085
+SNOW_EDGE_FULL = 0.10
 
-RAIN_STREAK_START = 1.6
-RAIN_STREAK_FULL = 2.2
-RAIN_SATURATION_START = 0.35
-RAIN_SATURATION_FULL = 0.2
-RAIN_LUMA_START = 0.2
-RAIN_LUMA_FULL = 0.3
+RAIN_STREAK_START = 1.20
+RAIN_STREAK_FULL = 1.35
+RAIN_STRONG_STREAK_START = 1.6
+RAIN_STRONG_STREAK_FULL = 2.0
+RAIN_SATURATION_START = 0.21
+RAIN_SATURATION_FULL = 0.17
+RAIN_LUMA_START = 0.16
+RAIN_LUMA_FULL = 0.22
 
 
 @dataclass(frozen=True)
 class ImageStatistics:
-    """The cheap per-frame statistics the classifier uses (definitions: module docstring)."""
+    """The cheap per-frame statistics the classifier uses (definitions: module docstring).
+
+    The last four fields were added after the first release; their defaults are neutral values (a
+    mid-grey daylight frame) so that code constructing the first seven fields keeps working.
+    """
 
     mean_luma: float
     contrast: float
@@ -117,6 +158,10 @@ class ImageStatistics:
     white_fraction: float
     texture: float
     streak_ratio: float
+    upper_dark_fraction: float = 0.0
+    lower_white_fraction: float = 0.0
+    edge_contrast: float = 0.1
+    speckle: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         """Plain dict, e.g. for diagnostics."""
@@ -156,27 +201,43 @@ def _saturation(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (hi - lo) / np.maximum(hi, 1e-3), lo
 
 
-def _streak_ratio(rgb: np.ndarray) -> float:
-    """Thin-vertical-line energy over thin-horizontal-line energy (rain streaks, see the docstring).
+def _bright_ridges(a: np.ndarray, axis: int, floor: float) -> np.ndarray:
+    """Height above ``floor`` of bright one-pixel ridges across ``axis`` (centre minus neighbours' mean)."""
+    if axis == 1:
+        ridge = a[:, 1:-1] - 0.5 * (a[:, :-2] + a[:, 2:])
+    else:
+        ridge = a[1:-1] - 0.5 * (a[:-2] + a[2:])
+    return np.maximum(ridge - floor, 0.0)
 
-    Rain streaks are one or two pixels wide and many pixels long: averaging the grey frame over tall
-    thin blocks keeps them while it averages away noise and isotropic texture; the same blocks turned
-    on their side keep the horizontal counterpart. The ratio of the second differences across the lines
-    is ~1.1-1.4 for street scenes (poles and facades are vertical) and well above 2 with dense streaks.
+
+def _streak_ratio(rgb: np.ndarray) -> float:
+    """Thin-vertical over thin-horizontal bright-line energy, median over tiles (rain streaks).
+
+    Rain streaks are bright, one or two pixels wide, many pixels long and nearly vertical. Averaging the
+    grey frame over tall thin blocks (1 x STREAK_ELONGATION) keeps them while it averages down noise and
+    isotropic detail (snowflakes, texture); the same blocks turned on their side give the horizontal
+    reference. Only ridge height above STREAK_MIN_HEIGHT counts, so sensor noise (a few grey levels)
+    drops out and a visible streak on flat road or sky stands against nothing. The ratio of the two
+    energies is taken per tile of the STREAK_TILES grid and the median reported: streaks fall everywhere,
+    while a scene's own vertical lines (poles, facades) fill only some tiles and its horizontal ones
+    (kerbs, window rows) balance them. ~0.9-1.2 for street scenes, higher with visible streaks.
     """
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    grey = cv2.cvtColor(_shrink(rgb, STREAK_FINE_WIDTH), cv2.COLOR_RGB2GRAY)
     h, w = grey.shape
-    thin = max(1, round(w / STREAK_FINE_WIDTH))
-    long = thin * STREAK_ELONGATION
-    if h < 3 * long or w < 3 * long:
+    long = STREAK_ELONGATION
+    rows, cols = STREAK_TILES
+    if h // long < rows + 2 or w // long < cols + 2:
         return 1.0  # too small to tell
-    grey = grey[: h - h % long, : w - w % long]
+    grey = grey[: h - h % long, : w - w % long].astype(np.float32) * np.float32(1.0 / 255.0)
     h, w = grey.shape
-    tall = cv2.resize(grey, (w // thin, h // long), interpolation=cv2.INTER_AREA).astype(np.float32)
-    wide = cv2.resize(grey, (w // long, h // thin), interpolation=cv2.INTER_AREA).astype(np.float32)
-    across_x = float(np.abs(tall[:, :-2] - 2.0 * tall[:, 1:-1] + tall[:, 2:]).mean())
-    across_y = float(np.abs(wide[:-2] - 2.0 * wide[1:-1] + wide[2:]).mean())
-    return across_x / max(across_y, 1e-3)
+    tall = cv2.resize(grey, (w, h // long), interpolation=cv2.INTER_AREA)
+    wide = cv2.resize(grey, (w // long, h), interpolation=cv2.INTER_AREA)
+    floor = STREAK_MIN_HEIGHT
+    across_x = cv2.resize(_bright_ridges(tall, 1, floor), (cols, rows), interpolation=cv2.INTER_AREA)
+    across_y = cv2.resize(_bright_ridges(wide, 0, floor), (cols, rows), interpolation=cv2.INTER_AREA)
+    # The small offset makes tiles without any line count as 1 (neutral) instead of 0 / 0.
+    eps = np.float32(STREAK_TILE_FLOOR)
+    return float(np.median((across_x + eps) / (across_y + eps)))
 
 
 def compute_statistics(rgb: np.ndarray) -> ImageStatistics:
@@ -202,13 +263,24 @@ def compute_statistics(rgb: np.ndarray) -> ImageStatistics:
     sat, lo = _saturation(small)
     dark = cv2.erode(lo, np.ones((3, 3), np.uint8))
     white = (y > WHITE_MIN_LUMA) & (sat < WHITE_MAX_SATURATION)
+    # For frames of one to two rows the "top third" and "lower half" fall back to the whole frame.
+    top = y[: y.shape[0] // 3 or None]
+    lower_white = white[y.shape[0] // 2 :]
 
     yd = _luma(detail)
     fine = yd - cv2.blur(yd, (3, 3), borderType=cv2.BORDER_REFLECT)
     bright_grey = (yd > WHITE_MIN_LUMA) & (_saturation(detail)[0] < WHITE_MAX_SATURATION)
-    # Texture averaged over the whole frame but only from snow-like pixels: a white, flake-strewn
-    # frame scores high, flat fog and colourful clutter score low.
     texture = float(np.abs(fine)[bright_grey].sum() / fine.size)
+    kernel = np.ones((3, 3), np.uint8)
+    # A count above a height, not a mean: sensor noise (which depends on the downscaling factor) barely
+    # reaches the height, so the value means the same at every input resolution.
+    tophat = yd - cv2.morphologyEx(yd, cv2.MORPH_OPEN, kernel)
+    speckle = float(np.count_nonzero(tophat > SPECKLE_MIN_HEIGHT)) / tophat.size
+    gx = cv2.Sobel(yd, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(yd, cv2.CV_32F, 0, 1)
+    # Sobel sums 8 pixel differences; Weber contrast (relative to the mean) so that airlight, which
+    # lifts the mean and scales the differences down, is what lowers it, not exposure.
+    edge = float(cv2.magnitude(gx, gy).mean()) / 8.0 / max(float(yd.mean()), 1e-3)
     return ImageStatistics(
         mean_luma=float(y.mean()),
         contrast=float(y.std()),
@@ -217,6 +289,10 @@ def compute_statistics(rgb: np.ndarray) -> ImageStatistics:
         white_fraction=float(white.mean()),
         texture=texture,
         streak_ratio=_streak_ratio(rgb),
+        upper_dark_fraction=float(np.count_nonzero(top < DARK_MAX_LUMA)) / top.size,
+        lower_white_fraction=float(lower_white.mean()),
+        edge_contrast=edge,
+        speckle=speckle,
     )
 
 
@@ -226,25 +302,43 @@ def _ramp(value: float, start: float, full: float) -> float:
 
 
 def condition_scores(stats: ImageStatistics) -> dict[str, float]:
-    """Score every condition of :data:`CONDITIONS` in [0, 1] (rules: module docstring)."""
-    night = _ramp(stats.mean_luma, NIGHT_LUMA_START, NIGHT_LUMA_FULL)
+    """Score every condition of :data:`CONDITIONS` in [0, 1] (rules: module docstring).
+
+    Args:
+        stats: Output of :func:`compute_statistics`.
+
+    Returns:
+        ``{condition: score}`` in :data:`CONDITIONS` order; ``clear`` is always ``CLEAR_SCORE``.
+    """
+    night = min(
+        _ramp(stats.upper_dark_fraction, NIGHT_UPPER_DARK_START, NIGHT_UPPER_DARK_FULL),
+        _ramp(stats.mean_luma, NIGHT_LUMA_START, NIGHT_LUMA_FULL),
+    )
     fog = min(
         _ramp(stats.dark_channel, FOG_DARK_START, FOG_DARK_FULL),
-        _ramp(stats.contrast, FOG_CONTRAST_START, FOG_CONTRAST_FULL),
-        _ramp(stats.texture, FOG_TEXTURE_START, FOG_TEXTURE_FULL),
+        _ramp(stats.saturation, FOG_SATURATION_START, FOG_SATURATION_FULL),
+        _ramp(stats.edge_contrast, FOG_EDGE_START, FOG_EDGE_FULL),
+        _ramp(stats.speckle, FOG_SPECKLE_START, FOG_SPECKLE_FULL),
     )
     snow = min(
-        _ramp(stats.white_fraction, SNOW_WHITE_START, SNOW_WHITE_FULL),
         _ramp(stats.saturation, SNOW_SATURATION_START, SNOW_SATURATION_FULL),
+        _ramp(stats.lower_white_fraction, SNOW_LOWER_WHITE_START, SNOW_LOWER_WHITE_FULL),
         max(
-            _ramp(stats.texture, SNOW_TEXTURE_START, SNOW_TEXTURE_FULL),
-            _ramp(stats.contrast, SNOW_CONTRAST_START, SNOW_CONTRAST_FULL),
+            _ramp(stats.speckle, SNOW_SPECKLE_START, SNOW_SPECKLE_FULL),
+            _ramp(stats.edge_contrast, SNOW_EDGE_START, SNOW_EDGE_FULL),
         ),
     )
+    # Faint streaks also occur in clear scenes (fences, railings, facades): they count only under the
+    # dull light of an overcast sky; streaks beyond anything a dry scene shows count on their own.
     rain = min(
-        _ramp(stats.streak_ratio, RAIN_STREAK_START, RAIN_STREAK_FULL),
-        _ramp(stats.saturation, RAIN_SATURATION_START, RAIN_SATURATION_FULL),
         _ramp(stats.mean_luma, RAIN_LUMA_START, RAIN_LUMA_FULL),
+        max(
+            _ramp(stats.streak_ratio, RAIN_STRONG_STREAK_START, RAIN_STRONG_STREAK_FULL),
+            min(
+                _ramp(stats.streak_ratio, RAIN_STREAK_START, RAIN_STREAK_FULL),
+                _ramp(stats.saturation, RAIN_SATURATION_START, RAIN_SATURATION_FULL),
+            ),
+        ),
     )
     scores = {"clear": CLEAR_SCORE, "snow": snow, "rain": rain, "fog": fog, "night": night}
     return {c: scores[c] for c in CONDITIONS}

@@ -165,3 +165,18 @@ def test_exports_to_onnx_with_matmuls_only_and_band_as_input(tmp_path: Path) -> 
         (out,) = session.run(None, {"x": x.numpy(), "band": band_t.numpy()})
         expected = BandFilter()(x, band_t)
         assert np.abs(out - expected.numpy()).max() < 1e-5
+
+
+def test_tracing_with_fake_tensors_does_not_poison_the_cache() -> None:
+    class Transform(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return dct_2d_channels_last(x)
+
+    n = 23  # a size no other test uses, so export builds the basis under fake tensors
+    x = _random((1, n, 3, 2), seed=10)
+    program = torch.export.export(Transform(), (x,))
+    basis = dct_matrix(n)
+    assert type(basis) is torch.Tensor  # a plain tensor, not a FakeTensor left over from tracing
+    expected = scipy.fft.dctn(x.double().numpy(), type=2, norm="ortho", axes=(1, 2))
+    assert np.abs(program.module()(x).numpy() - expected).max() < 1e-5
+    assert np.abs(dct_2d_channels_last(x).numpy() - expected).max() < 1e-5

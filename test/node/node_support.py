@@ -29,7 +29,9 @@ from std_msgs.msg import String
 NS_PREFIX = f"/ct{os.getpid()}"
 #: Tests use reliable QoS (SPEC section 6: best effort drops large images on loopback here).
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
 OUTPUT_TYPES = {
     "class_mask": Image,
     "overlay": Image,
@@ -74,8 +76,9 @@ def sample_rgb(height: int = 48, width: int = 64, seed: int = 0) -> np.ndarray:
     return img
 
 
-def make_image(rgb: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = "camera_optical_frame",
-               pad: int = 0) -> Image:
+def make_image(
+    rgb: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = "camera_optical_frame", pad: int = 0
+) -> Image:
     """An Image of ``rgb`` in ``encoding`` (rgb8, bgr8, mono8, bayer_rggb8), rows padded by ``pad`` bytes."""
     if encoding == "rgb8":
         pixels = rgb
@@ -100,7 +103,9 @@ def make_image(rgb: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = "c
     return msg
 
 
-def make_compressed(rgb: np.ndarray, fmt: str, stamp_ns: int, frame_id: str = "camera_optical_frame") -> CompressedImage:
+def make_compressed(
+    rgb: np.ndarray, fmt: str, stamp_ns: int, frame_id: str = "camera_optical_frame"
+) -> CompressedImage:
     """A CompressedImage of ``rgb`` encoded as ``jpeg`` or ``png``."""
     ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", rgb[..., ::-1])
     assert ok
@@ -170,8 +175,13 @@ class Probe:
                     self.messages["diagnostics"].append(status)
             self._cond.notify_all()
 
-    def wait_for(self, name: str, predicate: Callable[[Any], bool] = lambda m: True, timeout: float = 20.0,
-                 start: int = 0) -> Any:
+    def wait_for(
+        self,
+        name: str,
+        predicate: Callable[[Any], bool] = lambda m: True,
+        timeout: float = 20.0,
+        start: int = 0,
+    ) -> Any:
         """The first message on output ``name`` (from index ``start``) that satisfies ``predicate``.
 
         Raises:
@@ -185,8 +195,9 @@ class Probe:
                         return msg
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"no matching {name} message within {timeout} s "
-                                         f"({len(self.messages[name])} received)")
+                    raise AssertionError(
+                        f"no matching {name} message within {timeout} s ({len(self.messages[name])} received)"
+                    )
                 self._cond.wait(min(left, 0.1))
 
     def count(self, name: str) -> int:
@@ -198,7 +209,9 @@ class Probe:
         """The output ``name`` message whose header stamp is ``stamp_ns``."""
         return self.wait_for(name, lambda m: stamp_of(m) == stamp_ns, timeout)
 
-    def wait_diagnostics(self, predicate: Callable[[dict[str, str], Any], bool], timeout: float = 20.0) -> Any:
+    def wait_diagnostics(
+        self, predicate: Callable[[dict[str, str], Any], bool], timeout: float = 20.0
+    ) -> Any:
         """The first diagnostics status of the target whose values (dict) and status satisfy ``predicate``."""
         return self.wait_for("diagnostics", lambda s: predicate(diag_values(s), s), timeout)
 

@@ -14,6 +14,7 @@ import pytest
 
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.node.parameters import (
+    RCLPY_PARAMETERS,
     check_value,
     default_values,
     parameter_specs,
@@ -21,14 +22,13 @@ from causal_tune_ros.node.parameters import (
     parameters_yaml,
     settings_from_values,
     spec_by_name,
+    unknown_overrides,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "segmentation.yaml"
 DOC = ROOT / "docs" / "ros_interface.md"
 LAUNCH = ROOT / "launch" / "segmentation.launch.py"
-#: Parameters every rclpy node declares by itself.
-RCLPY_OWN = {"use_sim_time", "start_type_description_service"}
 
 
 def _wait(future, timeout: float = 20.0):
@@ -45,9 +45,10 @@ def test_yaml_and_declared_parameters_match(make_node, ros_context) -> None:
     from rcl_interfaces.msg import ParameterType
     from rclpy.node import Node
 
-    node, probe, _ = make_node("params")
+    node, probe, _ = make_node("params", overlay_alhpa=0.3)
+    assert unknown_overrides(node) == ["overlay_alhpa"]  # a typo is reported, not silently dropped
     listed = _wait(probe.params.list_parameters()).result.names
-    declared = set(listed) - RCLPY_OWN
+    declared = set(listed) - RCLPY_PARAMETERS
 
     # Load the shipped file with rcl's own parser, in a namespace (the /**/ key must still apply).
     loader = Node(
@@ -60,9 +61,9 @@ def test_yaml_and_declared_parameters_match(make_node, ros_context) -> None:
         from_yaml = {n: p.value for n, p in loader.get_parameters_by_prefix("").items()}
     finally:
         loader.destroy_node()
-    for name in RCLPY_OWN:
+    for name in RCLPY_PARAMETERS:
         from_yaml.pop(name, None)
-    assert set(from_yaml) == declared, (set(from_yaml) ^ declared)
+    assert set(from_yaml) == declared, set(from_yaml) ^ declared
     assert declared == set(default_values())
     for name, value in from_yaml.items():
         default = default_values()[name]
@@ -86,7 +87,8 @@ def test_yaml_and_declared_parameters_match(make_node, ros_context) -> None:
 
 def test_config_file_is_the_generated_one() -> None:
     assert CONFIG.read_text(encoding="utf-8") == parameters_yaml(), (
-        "config/segmentation.yaml is stale: python -m causal_tune_ros.node.parameters --yaml > config/segmentation.yaml"
+        "config/segmentation.yaml is stale: regenerate it with "
+        "python -m causal_tune_ros.node.parameters --yaml > config/segmentation.yaml"
     )
 
 
@@ -95,8 +97,19 @@ def test_docs_list_every_parameter_and_topic() -> None:
     assert parameters_markdown() in text, "docs/ros_interface.md parameter table is stale"
     for spec in parameter_specs():
         assert f"`{spec.name}`" in text
-    for topic in ("image", "image/compressed", "camera_info", "weather", "~/class_mask", "~/overlay",
-                  "~/confidence", "~/drivable_mask", "~/drivable_grid", "~/weather", "/diagnostics"):
+    for topic in (
+        "image",
+        "image/compressed",
+        "camera_info",
+        "weather",
+        "~/class_mask",
+        "~/overlay",
+        "~/confidence",
+        "~/drivable_mask",
+        "~/drivable_grid",
+        "~/weather",
+        "/diagnostics",
+    ):
         assert f"`{topic}`" in text, topic
 
 
@@ -144,7 +157,7 @@ def test_invalid_startup_parameters_exit_with_a_clear_error(ros_context) -> None
 
     from causal_tune_ros.node.segmentation_node import SegmentationNode
 
-    with pytest.raises(ConfigError, match="write 2.0"):
+    with pytest.raises(ConfigError, match=r"write 2\.0"):
         SegmentationNode(parameter_overrides=[Parameter("drivable.camera.height", value=2)])
     cmd = [sys.executable, "-m", "causal_tune_ros.cli", "node", "--ros-args", "-p", "overlay_alpha:=2.0",
            "-r", "__ns:=/bad_startup"]  # fmt: skip

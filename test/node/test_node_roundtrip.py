@@ -24,6 +24,7 @@ from node_support import (  # noqa: E402
     make_compressed,
     make_image,
     sample_rgb,
+    stamp_of,
 )
 
 H, W = 48, 64
@@ -50,7 +51,7 @@ def _check_outputs(probe: Probe, stamp: int, frame_id: str, shape: tuple[int, in
 
 
 def test_raw_encodings_round_trip(make_node) -> None:
-    node, probe, _ = make_node("raw")
+    _, probe, _ = make_node("raw")
     rgb = sample_rgb(H, W)
     probe.info_pub.publish(make_camera_info(W, H))
     cases = [("rgb8", 0), ("bgr8", 0), ("mono8", 0), ("bayer_rggb8", 0), ("rgb8", 13)]
@@ -94,7 +95,7 @@ def test_compressed_round_trip(make_node) -> None:
 
 
 def test_subprocess_with_params_file(ros_context, tiny_checkpoint: Path, tmp_path: Path) -> None:
-    """The console entry point with --ros-args --params-file and remapping, stopped with SIGINT."""
+    """The console entry point with --ros-args --params-file and remapping, stopped with SIGTERM."""
     from rclpy.node import Node
 
     from causal_tune_ros.node.parameters import default_values
@@ -120,8 +121,9 @@ def test_subprocess_with_params_file(ros_context, tiny_checkpoint: Path, tmp_pat
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     probe_node = Node("probe_sub", namespace=ns)
     probe = Probe(probe_node, ns)
-    remapped = probe_node.create_publisher(type(make_image(sample_rgb(), "rgb8", 0)), f"{ns}/camera/image_raw",
-                                           probe.image_pub.qos_profile)
+    remapped = probe_node.create_publisher(
+        type(make_image(sample_rgb(), "rgb8", 0)), f"{ns}/camera/image_raw", probe.image_pub.qos_profile
+    )
     spinner = Spinner(probe_node)
     try:
         deadline = time.monotonic() + 60
@@ -144,7 +146,7 @@ def test_subprocess_with_params_file(ros_context, tiny_checkpoint: Path, tmp_pat
         status = probe.wait_diagnostics(lambda v, s: v["backend"] == "eager" and v["model_input"] == "56x112")
         assert status.level == b"\x00"
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # what process managers (and `causal-tune demo --ros`) send
         try:
             out = proc.communicate(timeout=30)[0]
         except subprocess.TimeoutExpired:
@@ -154,3 +156,52 @@ def test_subprocess_with_params_file(ros_context, tiny_checkpoint: Path, tmp_pat
         probe_node.destroy_node()
     assert proc.returncode == 0, out
     assert "model ready" in out
+
+
+def test_camera_info_intrinsics_are_scaled_to_the_image() -> None:
+    from causal_tune_ros.node.core import _intrinsics_for
+
+    info = make_camera_info(128, 96)  # calibrated at twice the published resolution
+    K = _intrinsics_for(info, (48, 64))
+    np.testing.assert_allclose(K, [[64, 0, 32], [0, 64, 24], [0, 0, 1]])
+    info.k = [0.0] * 9  # rectified streams may fill only P
+    info.p = [100.0, 0, 60, 0, 0, 100.0, 40, 0, 0, 0, 1, 0]
+    np.testing.assert_allclose(_intrinsics_for(info, (96, 128)), [[100, 0, 60], [0, 100, 40], [0, 0, 1]])
+
+
+def test_grid_falls_back_to_parameters_without_tf(make_node) -> None:
+    from std_msgs.msg import Header
+
+    from causal_tune_ros.node.ground import GroundPoseSource, pose_from_mount, tf_available
+
+    node, probe, _ = make_node("tf", drivable__use_tf=True)
+    if tf_available():
+        pytest.skip("tf2_ros is installed here; the fallback is for machines without it")
+    mount = node.core.settings.camera
+    pose, note = GroundPoseSource(node).pose(mount, True, "base_link", Header(frame_id="cam"))
+    assert pose == pose_from_mount(mount) and "tf2_ros is not installed" in note
+    probe.info_pub.publish(make_camera_info(W, H))
+    time.sleep(0.2)
+    probe.image_pub.publish(make_image(sample_rgb(H, W), "rgb8", BASE_STAMP + 7000))
+    grid = probe.wait_for("drivable_grid", lambda m: m.header.stamp.nanosec == 7000)
+    assert (np.asarray(grid.data) != -1).any()
+
+
+def test_live_output_parameters_apply_without_reload(make_node) -> None:
+    from causal_tune_ros.classes import load_classes
+
+    node, probe, _ = make_node("live")
+    backend = node.core.pipeline.backend
+    rgb = sample_rgb(H, W, seed=4)
+    results = probe.set_parameters(drivable__classes=list(load_classes().names), overlay_alpha=0.0)
+    assert all(r.successful for r in results)
+    probe.image_pub.publish(make_image(rgb, "rgb8", BASE_STAMP + 8000))
+    assert (image_array(probe.wait_for_stamp("drivable_mask", BASE_STAMP + 8000)) == 255).all()
+    np.testing.assert_array_equal(image_array(probe.wait_for_stamp("overlay", BASE_STAMP + 8000)), rgb)
+    (result,) = probe.set_parameters(publish__overlay=False)
+    assert result.successful
+    probe.image_pub.publish(make_image(rgb, "rgb8", BASE_STAMP + 8001))
+    probe.wait_for_stamp("class_mask", BASE_STAMP + 8001)
+    time.sleep(0.3)
+    assert all(stamp_of(m) != BASE_STAMP + 8001 for m in probe.messages["overlay"])
+    assert node.core.pipeline.backend is backend

@@ -149,7 +149,10 @@ def test_replay_api_topics_every_max_frames_and_video(
     cap.release()
     assert ok and n == 2 and frame.shape == (30, 80, 3)
 
-    limited = Replayer(tiny_pipeline, ReplayOptions(max_frames=3, progress=False, weather="clear"))
+    # Single-threaded mode (the benchmark's reference) gives the same bag layout.
+    limited = Replayer(
+        tiny_pipeline, ReplayOptions(max_frames=3, progress=False, weather="clear", threaded=False)
+    )
     summary = limited.run(in_bag, tmp_path / "limited")
     assert summary.processed == 3
     assert sum(s.frames for s in summary.topics.values()) == 3
@@ -191,3 +194,62 @@ def test_output_messages_deserialize_with_rclpy(tmp_path: Path, write_camera_bag
             elif conn.topic.endswith("/weather"):
                 assert deserialize_message(bytes(raw), String).data in CONDITIONS
     assert count == 2 * 3 * 2
+
+    # metadata.yaml names each type with the hash ROS 2 Jazzy itself computes (its type descriptions).
+    import json
+    import sys
+
+    import yaml
+
+    meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["version"] == 9 and meta["storage_identifier"] == "mcap"
+    checked = 0
+    for entry in meta["topics_with_message_count"]:
+        topic = entry["topic_metadata"]
+        description = Path(sys.prefix) / "share" / f"{topic['type']}.json"
+        if description.exists():
+            hashes = json.loads(description.read_text())["type_hashes"]
+            assert topic["type_description_hash"] == hashes[0]["hash_string"], topic["name"]
+            checked += 1
+    assert checked >= 4
+
+
+def test_progress_bar_on_tty_and_log_lines_otherwise() -> None:
+    import io
+
+    from causal_tune_ros.replay.progress import Progress, format_duration
+
+    tty = io.StringIO()
+    with Progress(4, label="replay", stream=tty, tty=True, min_interval=0.0) as bar:
+        for _ in range(4):
+            bar.update()
+    text = tty.getvalue()
+    assert text.startswith("\rreplay [") and text.endswith("\n")
+    assert "4/4 100%" in text and "fps" in text and "ETA 0:00" in text
+    assert text.count("\n") == 1  # one line, redrawn in place
+
+    log = io.StringIO()
+    with Progress(None, label="replay", stream=log, tty=False, log_interval=0.0) as lines:
+        lines.update(2)
+    assert log.getvalue().splitlines()[0].startswith("replay 2 frames")
+    assert "\r" not in log.getvalue() and "ETA" not in log.getvalue()
+    assert format_duration(75.2) == "1:15" and format_duration(3725) == "1:02:05"
+    assert format_duration(float("inf")) == "--:--"
+
+
+def test_weather_from_topic_on_a_synthetic_drive(tmp_path: Path, tiny_pipeline) -> None:
+    """`--weather topic` follows the bag's /weather (logged at the same instant as each frame)."""
+    from causal_tune_ros.synthetic.bag import write_drive
+
+    write_drive(tmp_path / "drive", ["snow", "night"], frames=2, size=(28, 42), storage="sqlite3")
+    summary = Replayer(tiny_pipeline, ReplayOptions(weather="topic", progress=False)).run(
+        tmp_path / "drive", tmp_path / "out"
+    )
+    # The ground-truth labels are an Image topic too, but not a camera: not segmented by default.
+    assert list(summary.topics) == ["/camera/image_raw"]
+    assert summary.topics["/camera/image_raw"].conditions == {"snow": 2, "night": 2}
+    msgs = _read_all(tmp_path / "out")
+    weather_in = [deserialize(raw, "std_msgs/msg/String").data for _, raw in msgs["/weather"]]
+    weather_out = [deserialize(raw, "std_msgs/msg/String").data for _, raw in msgs["/camera/weather"]]
+    assert weather_out == weather_in == ["snow", "snow", "night", "night"]
+    assert [t for t, _ in msgs["/camera/weather"]] == [t for t, _ in msgs["/camera/image_raw"]]
