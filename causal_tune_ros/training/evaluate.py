@@ -34,6 +34,8 @@ from causal_tune_ros.training.metrics import ConfusionMatrix
 
 #: Key of the all-conditions aggregate in :attr:`EvalResult.matrices`.
 ALL = "all"
+#: Condition of samples that name none.
+UNKNOWN = "unknown"
 
 BandSetting = Band | None
 """A band, or ``None`` for the no-band-pass ablation (the whole spectrum reaches the tokens)."""
@@ -251,15 +253,19 @@ def _iterate(dataset: Any, indices: Sequence[int], num_workers: int) -> Iterator
         torch.utils.data.Subset(dataset, list(indices)),
         batch_size=None,
         num_workers=num_workers,
-        collate_fn=lambda x: x,
+        collate_fn=_identity,
     )
     yield from zip(indices, loader, strict=True)
+
+
+def _identity(item: Any) -> Any:
+    return item
 
 
 def _check_item(item: Any, index: int) -> tuple[np.ndarray, np.ndarray, str]:
     try:
         image, labels = np.asarray(item["image"]), np.asarray(item["labels"])
-        condition = str(item.get("condition") or ALL)
+        condition = str(item.get("condition") or UNKNOWN)
     except (KeyError, TypeError) as exc:
         raise DatasetError(f"sample {index}: expected dict(image, labels, condition), got {exc}") from exc
     if image.ndim != 3 or image.shape[2] != 3 or labels.shape != image.shape[:2]:
@@ -379,11 +385,10 @@ def evaluate_bands(
                 )
             preds = logits.argmax(1).to(torch.uint8).cpu().numpy()
             for pred, (_, labels, cond) in zip(preds, pending, strict=True):
-                for key in (cond, ALL):
-                    cm = matrices[b_idx].get(key)
-                    if cm is None:
-                        cm = matrices[b_idx][key] = ConfusionMatrix(num_classes, ignore_index=ignore_index)
-                    cm.update(pred, labels)
+                cm = matrices[b_idx].get(cond)
+                if cm is None:
+                    cm = matrices[b_idx][cond] = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+                cm.update(pred, labels)  # the ALL matrix is the sum over conditions, formed below
         for _, _, cond in pending:
             counts[cond] = counts.get(cond, 0) + 1
         if bar is not None:
@@ -416,19 +421,25 @@ def evaluate_bands(
         order = [c for c in wanted if c in seen_all]
     else:
         order = sorted(seen_all, key=lambda c: seen_all[c])
+    if ALL in seen_all:
+        raise DatasetError(
+            f"{dataset_name or 'the data set'}: a sample's condition is {ALL!r}, a reserved name"
+        )
     if not order:
         raise DatasetError(
             f"no sample of {dataset_name or 'the data set'} has a condition in {', '.join(wanted or [])}"
         )
-    keys = [c for c in order if c != ALL] + [ALL]
+    keys = [*order, ALL]
     stacked = np.zeros((len(bands), len(keys), num_classes, num_classes), dtype=np.int64)
     image_counts = np.zeros(len(keys), dtype=np.int64)
-    for k_idx, key in enumerate(keys):
-        image_counts[k_idx] = counts.get(key, 0) if key != ALL else sum(counts.values())
+    for k_idx, key in enumerate(keys[:-1]):
+        image_counts[k_idx] = counts.get(key, 0)
         for b_idx in range(len(bands)):
             cm = matrices[b_idx].get(key)
             if cm is not None:
                 stacked[b_idx, k_idx] = _matrix_of(cm)
+    stacked[:, -1] = stacked[:, :-1].sum(axis=1)
+    image_counts[-1] = image_counts[:-1].sum()
     stacked = all_reduce_sum(stacked, info)
     image_counts = all_reduce_sum(image_counts, info)
 
