@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.model.mask2former_head import Mask2FormerHead
 
 __all__ = ["HEADS", "LightHead", "build_head"]
 
@@ -143,7 +144,12 @@ class LightHead(nn.Module):
 
 
 #: Head classes by the ``"type"`` name their ``config`` carries.
-HEADS: dict[str, type[nn.Module]] = {"LightHead": LightHead}
+HEADS: dict[str, type[nn.Module]] = {
+    "LightHead": LightHead,
+    # "mask2former" is the short name configs use; head.config always writes the class name.
+    "Mask2FormerHead": Mask2FormerHead,
+    "mask2former": Mask2FormerHead,
+}
 
 
 def build_head(config: dict[str, Any]) -> nn.Module:

@@ -204,28 +204,27 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    # Check the input before the (slow) model load, so a wrong path fails at once.
+    from causal_tune_ros.errors import BagError
     from causal_tune_ros.replay.bag_io import BagReader
 
+    # Open the input before the (slow) model load, so a wrong path fails at once; the replay reuses it.
     with BagReader(args.in_bag) as bag:
         if not bag.image_topics():
-            from causal_tune_ros.errors import BagError
-
             raise BagError(f"{args.in_bag} has no sensor_msgs/Image or CompressedImage topic")
-    pipeline, warning = build_pipeline(
-        checkpoint=args.checkpoint,
-        backbone=args.backbone,
-        backend=args.backend,
-        input_size=args.input_size,
-        device=args.device,
-        precision=args.precision,
-        threads=args.threads,
-        classes=args.classes,
-        drivable_classes=args.drivable_classes,
-    )
-    if warning:
-        print(f"causal-tune replay: warning: {warning}", file=sys.stderr)
-    summary = Replayer(pipeline, options, band_presets=presets).run(args.in_bag, args.out)
+        pipeline, warning = build_pipeline(
+            checkpoint=args.checkpoint,
+            backbone=args.backbone,
+            backend=args.backend,
+            input_size=args.input_size,
+            device=args.device,
+            precision=args.precision,
+            threads=args.threads,
+            classes=args.classes,
+            drivable_classes=args.drivable_classes,
+        )
+        if warning:
+            print(f"causal-tune replay: warning: {warning}", file=sys.stderr)
+        summary = Replayer(pipeline, options, band_presets=presets).run(bag, args.out)
     print(summary.format())
     total = sum(s.frames for s in summary.topics.values())
     if total and not summary.processed:

@@ -364,11 +364,12 @@ class Replayer:
 
     # ------------------------------------------------------------------------------------------ public
 
-    def run(self, in_path: str | Path, out_path: str | Path) -> ReplaySummary:
-        """Replay ``in_path`` into a new bag ``out_path``.
+    def run(self, in_bag: str | Path | BagReader, out_path: str | Path) -> ReplaySummary:
+        """Replay a bag into a new bag ``out_path``.
 
         Args:
-            in_path: rosbag2 folder, or a bare ``.mcap`` / ``.db3`` file.
+            in_bag: rosbag2 folder, a bare ``.mcap`` / ``.db3`` file, or a :class:`BagReader` opened in
+                this thread (it stays open; saves parsing the metadata twice).
             out_path: Bag folder to create.
 
         Returns:
@@ -379,38 +380,43 @@ class Replayer:
                 the output exists or cannot be written.
             ConfigError: Bad options (unknown weather condition, ...).
         """
-        in_path, out_path = Path(in_path), Path(out_path)
+        started = time.perf_counter()
+        own = not isinstance(in_bag, BagReader)
+        bag = BagReader(in_bag) if own else in_bag
+        try:
+            return self._run(bag, Path(out_path), started)
+        finally:
+            if own:
+                bag.close()
+
+    def _run(self, bag: BagReader, out_path: Path, started: float) -> ReplaySummary:
+        opts = self.options
+        in_path = bag.path
         if out_path.resolve() == in_path.resolve():
             raise BagError("the output bag must differ from the input bag")
-        opts = self.options
-        started = time.perf_counter()
         self._stop.clear()
-        # SQLite handles may only be used by the thread that opened them, so this first look at the
-        # input only gathers metadata; the reader and writer threads open their own handles.
-        with BagReader(in_path) as bag:
-            image_topics = bag.image_topics()
-            if opts.topics:
-                unknown = [t for t in opts.topics if t not in image_topics]
-                if unknown:
-                    raise BagError(
-                        f"{in_path}: no image topic {', '.join(unknown)}; "
-                        f"image topics in the bag: {', '.join(image_topics) or '(none)'}"
-                    )
-                image_topics = [t for t in image_topics if t in set(opts.topics)]
-            else:
-                image_topics = [t for t in image_topics if is_camera_topic(t)]
-            if not image_topics:
+        image_topics = bag.image_topics()
+        if opts.topics:
+            unknown = [t for t in opts.topics if t not in image_topics]
+            if unknown:
                 raise BagError(
-                    f"{in_path} has no camera topic (sensor_msgs/Image or CompressedImage); "
-                    f"image topics: {', '.join(bag.image_topics()) or '(none)'}"
+                    f"{in_path}: no image topic {', '.join(unknown)}; "
+                    f"image topics in the bag: {', '.join(image_topics) or '(none)'}"
                 )
-            weather = _WeatherSource(opts, self.band_presets, bag)
-            storage = opts.storage or _storage_like(in_path, out_path, bag)
-            total = sum(-(-bag.count(t) // opts.every) for t in image_topics)
-            if opts.max_frames:
-                total = min(total, opts.max_frames)
-            fps = self._video_fps(bag, image_topics)
-            input_topics = [(t, ty, bag.qos(t)) for t, ty in bag.topics.items()] if opts.copy_input else []
+            image_topics = [t for t in image_topics if t in set(opts.topics)]
+        else:
+            image_topics = [t for t in image_topics if is_camera_topic(t)]
+        if not image_topics:
+            raise BagError(
+                f"{in_path} has no camera topic (sensor_msgs/Image or CompressedImage); "
+                f"image topics: {', '.join(bag.image_topics()) or '(none)'}"
+            )
+        weather = _WeatherSource(opts, self.band_presets, bag)
+        storage = opts.storage or _storage_like(in_path, out_path)
+        total = sum(-(-bag.count(t) // opts.every) for t in image_topics)
+        if opts.max_frames:
+            total = min(total, opts.max_frames)
+        fps = self._video_fps(bag, image_topics)
         if out_path.exists() and not opts.overwrite:
             raise BagError(f"output bag {out_path} exists already (pass --overwrite to replace it)")
         outputs = output_topics(image_topics)
@@ -421,7 +427,9 @@ class Replayer:
             topics={t: TopicStats() for t in image_topics},
             outputs=outputs,
         )
-        out_topics = list(input_topics)
+        out_topics: list[tuple[str, str, Any]] = []
+        if opts.copy_input:
+            out_topics = [(t, ty, bag.qos(t)) for t, ty in bag.topics.items()]
         for topic in image_topics:
             for name, out_topic in outputs[topic].items():
                 if name == "overlay" and not opts.overlay:
@@ -445,7 +453,7 @@ class Replayer:
                 path = video_path_for_topic(opts.video, topic, len(image_topics))
                 videos[topic] = SideBySideVideo(path, fps=fps.get(topic, 10.0))
         try:
-            self._pipeline_stages(in_path, open_writer, image_topics, weather, summary, videos, progress)
+            self._pipeline_stages(bag, open_writer, image_topics, weather, summary, videos, progress)
         finally:
             progress.close()
             for v in videos.values():
@@ -469,7 +477,7 @@ class Replayer:
 
     def _pipeline_stages(
         self,
-        in_path: Path,
+        bag: BagReader,
         open_writer: Callable[[], BagWriter],
         image_topics: list[str],
         weather: _WeatherSource,
@@ -477,8 +485,14 @@ class Replayer:
         videos: dict[str, SideBySideVideo],
         progress: Progress,
     ) -> None:
+        """Run the three stages: reading here, the model and the writer in their own threads.
+
+        The reader stays in the calling thread because SQLite handles only work in the thread that
+        opened them (the writer opens its bag in its own thread for the same reason), and so that
+        Ctrl-C lands in the stage that drives the others.
+        """
         if not self.options.threaded:
-            with BagReader(in_path) as bag, open_writer() as writer:
+            with open_writer() as writer:
                 for item in self._items(bag, image_topics, weather, summary):
                     self._infer(item, summary)
                     self._emit(writer, item, summary, videos, progress)
@@ -487,17 +501,18 @@ class Replayer:
         to_writer: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
         errors: list[BaseException] = []
 
-        def reader() -> None:
+        def model() -> None:
             try:
-                with BagReader(in_path) as bag:
-                    for item in self._items(bag, image_topics, weather, summary):
-                        if not _put(to_model, item, self._stop):
-                            return
+                while (item := to_model.get()) is not _DONE:
+                    self._infer(item, summary)
+                    if not _put(to_writer, item, self._stop):
+                        break
             except BaseException as exc:  # handed to the calling thread, re-raised there
                 errors.append(exc)
                 self._stop.set()
+                _drain(to_model)
             finally:
-                _put(to_model, _DONE, self._stop, force=True)
+                _put(to_writer, _DONE, self._stop, force=True)
 
         def write() -> None:
             try:
@@ -510,22 +525,20 @@ class Replayer:
                 _drain(to_writer)
 
         threads = [
-            threading.Thread(target=reader, name="replay-reader", daemon=True),
+            threading.Thread(target=model, name="replay-model", daemon=True),
             threading.Thread(target=write, name="replay-writer", daemon=True),
         ]
         for t in threads:
             t.start()
         try:
-            while (item := to_model.get()) is not _DONE:
-                self._infer(item, summary)
-                if not _put(to_writer, item, self._stop):
+            for item in self._items(bag, image_topics, weather, summary):
+                if not _put(to_model, item, self._stop):
                     break
         except BaseException as exc:
             errors.append(exc)
             self._stop.set()
-            _drain(to_model)
         finally:
-            _put(to_writer, _DONE, self._stop, force=True)
+            _put(to_model, _DONE, self._stop, force=True)
             for t in threads:
                 t.join()
         if errors:
@@ -666,12 +679,10 @@ def _drain(q: queue.Queue) -> None:
             return
 
 
-def _storage_like(in_path: Path, out_path: Path, bag: BagReader) -> str:
+def _storage_like(in_path: Path, out_path: Path) -> str:
     """Output storage: from the output suffix if it names one, else the input's storage."""
-    suffix = out_path.suffix
-    if suffix in (".mcap", ".db3"):
-        return "mcap" if suffix == ".mcap" else "sqlite3"
+    if out_path.suffix in (".mcap", ".db3"):
+        return "mcap" if out_path.suffix == ".mcap" else "sqlite3"
     if in_path.is_file():
         return "mcap" if in_path.suffix == ".mcap" else "sqlite3"
-    files = list(in_path.glob("*.mcap"))
-    return "mcap" if files else "sqlite3"
+    return "mcap" if list(in_path.glob("*.mcap")) else "sqlite3"

@@ -115,7 +115,7 @@ def test_out_of_range_parameters_are_rejected_with_a_reason(make_node) -> None:
     assert probe.wait_for_stamp("class_mask", STAMP + 400).height == 48
 
 
-def test_unavailable_backend_falls_back_to_eager_with_a_warning(make_node) -> None:
+def test_unavailable_backend_falls_back_to_eager_with_a_warning(make_node, capfd) -> None:
     from causal_tune_ros.backends import tensorrt_available
 
     if tensorrt_available():
@@ -126,3 +126,5 @@ def test_unavailable_backend_falls_back_to_eager_with_a_warning(make_node) -> No
     assert "falling back to eager" in {kv.key: kv.value for kv in status.values}["backend_warning"]
     probe.image_pub.publish(make_image(sample_rgb(), "rgb8", STAMP + 500))
     assert probe.wait_for_stamp("class_mask", STAMP + 500).width == 64
+    # The backends' Python logging reaches the node's ROS logger (and so rosout / the console).
+    assert "fallback.segmentation_node]: tensorrt backend" in capfd.readouterr().err

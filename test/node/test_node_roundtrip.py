@@ -205,3 +205,23 @@ def test_live_output_parameters_apply_without_reload(make_node) -> None:
     time.sleep(0.3)
     assert all(stamp_of(m) != BASE_STAMP + 8001 for m in probe.messages["overlay"])
     assert node.core.pipeline.backend is backend
+
+
+def test_confidence_encodings() -> None:
+    from causal_tune_ros.node.outputs import confidence_image
+
+    conf = np.array([[0.0, 0.25, 0.5, 1.0]], np.float32)
+    np.testing.assert_array_equal(confidence_image(conf, "mono8"), [[0, 64, 128, 255]])
+    assert confidence_image(conf, "32FC1").dtype == np.float32
+
+
+def test_onnxruntime_backend_and_backend_logs_reach_the_node_logger(make_node, tmp_path, capfd) -> None:
+    pytest.importorskip("onnxruntime")
+    _, probe, _ = make_node("onnx", backend="onnxruntime", engine__cache_dir=str(tmp_path))
+    probe.image_pub.publish(make_image(sample_rgb(H, W), "rgb8", BASE_STAMP + 9000))
+    assert probe.wait_for_stamp("class_mask", BASE_STAMP + 9000).width == W
+    status = probe.wait_diagnostics(lambda v, s: v["backend"] == "onnxruntime")
+    assert status.level == b"\x00"
+    # The backend's Python logging (export / engine build progress) comes out as the node's ROS log.
+    err = capfd.readouterr().err
+    assert "onnx.segmentation_node]: exporting ONNX graph" in err, err[-2000:]

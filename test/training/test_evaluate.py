@@ -132,6 +132,9 @@ def test_scores_match_an_independent_confusion_matrix(model: nn.Module, dataset:
     assert result.conditions == ["clear", "fog"]
     merged = result.matrices["clear"].matrix + result.matrices["fog"].matrix
     assert np.array_equal(merged, expected)
+    # Batched forward passes and a reader process give the same counts.
+    batched = evaluate(model, dataset, band, class_names=NAMES, batch_size=3, num_workers=1)
+    assert np.array_equal(batched.matrices[ALL].matrix, expected)
 
 
 def test_several_bands_give_one_result_each(model: nn.Module, dataset: SyntheticDataset) -> None:
