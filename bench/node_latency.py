@@ -26,7 +26,8 @@ Reported, median and p95 in ms:
   confidence): what is left is conversion, hand-off to the worker, building and publishing messages and
   transport, the part comparable to the echo. The target is at most 1.5x the echo.
 
-The model here is a tiny random ViT (model time is subtracted anyway); ``--checkpoint`` runs a real one.
+The model here is a tiny random ViT (model time is subtracted anyway) on a synthetic street scene;
+``--checkpoint`` runs a real one.
 """
 
 from __future__ import annotations
@@ -127,6 +128,18 @@ def _tiny_checkpoint(folder: Path) -> Path:
                            class_names=load_classes().names)  # fmt: skip
 
 
+def _frame(height: int, width: int):
+    """A synthetic street scene (the package's renderer), or noise where it is unavailable."""
+    import numpy as np
+
+    try:
+        from causal_tune_ros.synthetic.render import render_scene
+
+        return np.ascontiguousarray(render_scene(0, "clear", height, width).image)
+    except ImportError:
+        return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
 def _stats(values: list[float]) -> tuple[float, float]:
     import numpy as np
 
@@ -178,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     _isolate_ros()
-    import numpy as np
     import rclpy
     import yaml
     from diagnostic_msgs.msg import DiagnosticArray
@@ -245,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     executor.add_node(bench)
     threading.Thread(target=executor.spin, daemon=True).start()
 
-    rgb = np.random.default_rng(0).integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
+    rgb = _frame(args.height, args.width)
     frame = Image(height=args.height, width=args.width, encoding="rgb8", step=args.width * 3)
     frame.header.frame_id = "bench_camera"
     frame.data = rgb.tobytes()

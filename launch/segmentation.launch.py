@@ -29,9 +29,9 @@ PACKAGE = "causal_tune_ros"
 
 
 def _camera_info_topic(camera: str) -> str:
-    """``/front/image_raw`` -> ``/front/camera_info`` (the image_transport convention)."""
-    base = camera.rstrip("/").rsplit("/", 1)[0] if "/" in camera.strip("/") else ""
-    return f"{base}/camera_info" if base else "camera_info"
+    """``/front/image_raw`` -> ``/front/camera_info``; ``/image_raw`` -> ``/camera_info``."""
+    head, _, _ = camera.rstrip("/").rpartition("/")
+    return f"{head}/camera_info" if head or camera.startswith("/") else "camera_info"
 
 
 def _node(context, *args, **kwargs):

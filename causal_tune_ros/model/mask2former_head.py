@@ -39,6 +39,7 @@ evaluation the intermediate layers therefore never compute a full-resolution mas
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -66,7 +67,9 @@ def _group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels)
 
 
-def sine_position_embedding(height: int, width: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+def sine_position_embedding(
+    height: int, width: int, dim: int, device: torch.device | None = None
+) -> torch.Tensor:
     """Normalised 2-D sine positional encoding (DETR / Mask2Former ``PositionEmbeddingSine``).
 
     The first ``dim / 2`` channels encode the row, the last ``dim / 2`` the column; positions are the pixel
@@ -122,11 +125,12 @@ class _Attention(nn.Module):
         self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         B, Q, D = query.shape
+        q = self._heads(self.q_proj(query))
         out = F.scaled_dot_product_attention(
-            self._heads(self.q_proj(query)),
+            q,
             self._heads(self.k_proj(key)),
             self._heads(self.v_proj(value)),
-            attn_mask=mask,
+            attn_mask=None if mask is None else mask.to(q.dtype),  # autocast may leave them apart
             dropout_p=self.dropout if self.training else 0.0,
         )
         return self.out_proj(out.transpose(1, 2).reshape(B, Q, D))
@@ -158,7 +162,9 @@ class _DecoderLayer(nn.Module):
         memory_pos: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
-        x = self.norm_cross(queries + self.drop(self.cross_attn(queries + query_pos, memory + memory_pos, memory, mask)))
+        x = self.norm_cross(
+            queries + self.drop(self.cross_attn(queries + query_pos, memory + memory_pos, memory, mask))
+        )
         q = x + query_pos
         x = self.norm_self(x + self.drop(self.self_attn(q, q, x)))
         return self.norm_ffn(x + self.drop(self.ffn(x)))
@@ -190,7 +196,9 @@ class _PixelDecoder(nn.Module):
         )
         self.output = nn.ModuleList(
             nn.Sequential(
-                nn.Conv2d(dim, dim, kernel_size=3, padding=1, bias=False), _group_norm(dim), nn.ReLU(inplace=True)
+                nn.Conv2d(dim, dim, kernel_size=3, padding=1, bias=False),
+                _group_norm(dim),
+                nn.ReLU(inplace=True),
             )
             for _ in range(4)
         )
@@ -202,7 +210,10 @@ class _PixelDecoder(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def forward(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        maps = [resample(lateral(f)) for lateral, resample, f in zip(self.lateral, self.resample, features, strict=True)]
+        maps = [
+            resample(lateral(f))
+            for lateral, resample, f in zip(self.lateral, self.resample, features, strict=True)
+        ]
         # Top-down: coarsest (1/28) first; explicit sizes so odd grid sides line up.
         out = self.output[3](maps[3])
         pyramid = [out]
@@ -220,7 +231,7 @@ class _MLP(nn.Module):
     def __init__(self, dim: int, out_dim: int, layers: int) -> None:
         super().__init__()
         widths = [dim] * layers + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for k, layer in enumerate(self.layers):
@@ -307,7 +318,8 @@ class Mask2FormerHead(nn.Module):
         self.query_embed = nn.Embedding(num_queries, hidden_dim)
         self.level_embed = nn.Embedding(NUM_FEATURE_LEVELS, hidden_dim)
         self.layers = nn.ModuleList(
-            _DecoderLayer(hidden_dim, num_heads, dim_feedforward, self.dropout) for _ in range(num_decoder_layers)
+            _DecoderLayer(hidden_dim, num_heads, dim_feedforward, self.dropout)
+            for _ in range(num_decoder_layers)
         )
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
@@ -339,8 +351,8 @@ class Mask2FormerHead(nn.Module):
         for f in features:
             if f.ndim != 4 or f.shape[1] != self.in_channels or f.shape != shape:
                 raise ValueError(
-                    f"Mask2FormerHead needs {self.num_inputs} grids of equal shape (B, {self.in_channels}, h, w), "
-                    f"got {[tuple(t.shape) for t in features]}"
+                    f"Mask2FormerHead needs {self.num_inputs} grids of equal shape "
+                    f"(B, {self.in_channels}, h, w), got {[tuple(t.shape) for t in features]}"
                 )
 
     def forward(
@@ -427,7 +439,9 @@ class Mask2FormerHead(nn.Module):
         """
         probs = pred_logits.softmax(dim=-1)[..., :-1]
         scores = torch.einsum("bqk,bqhw->bkhw", probs, pred_masks.sigmoid())
-        scores = F.interpolate(scores, size=(int(out_size[0]), int(out_size[1])), mode="bilinear", align_corners=False)
+        scores = F.interpolate(
+            scores, size=(int(out_size[0]), int(out_size[1])), mode="bilinear", align_corners=False
+        )
         if self.eval_output == "log_scores":
             scores = scores.clamp_min(_LOG_FLOOR).log()
         return scores

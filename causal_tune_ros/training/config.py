@@ -58,10 +58,18 @@ class TunerConfig:
 
 @dataclass
 class HeadConfig:
-    """Decode head. ``options`` are passed to the head's constructor as keyword arguments."""
+    """Decode head.
 
-    type: Literal["light"] = "light"
+    Attributes:
+        type: ``light`` (the real-time default, per-pixel cross-entropy) or ``mask2former`` (the paper's
+            accuracy option, trained with Mask2Former's set criterion); any name in ``model.heads.HEADS``.
+        options: Keyword arguments of the head's constructor (``channels``, ``num_queries``, ...).
+        loss_options: Keyword arguments of the set criterion of mask heads (``num_points``, weights).
+    """
+
+    type: str = "light"
     options: dict[str, Any] = field(default_factory=dict)
+    loss_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

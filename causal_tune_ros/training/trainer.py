@@ -65,6 +65,9 @@ STATE_VERSION = 1
 
 # ---------------------------------------------------------------------------------------------- model
 
+#: Short head names accepted in configs.
+HEAD_ALIASES = {"light": "LightHead", "mask2former": "Mask2FormerHead"}
+
 
 def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
     """Build the segmenter a model config describes (backbone loaded or random-initialised).
@@ -99,15 +102,18 @@ def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
             except TypeError as exc:
                 raise ConfigError(f"model.backbone.overrides: {exc}") from exc
         torch.manual_seed(seed)
-        head_type = {"light": "LightHead"}.get(cfg.head.type, cfg.head.type)
-        head = build_head(
-            {
-                "type": head_type,
-                "in_channels": backbone.embed_dim,
-                "num_classes": num_classes,
-                **cfg.head.options,
-            }
-        )
+        head_type = HEAD_ALIASES.get(cfg.head.type, cfg.head.type)
+        try:
+            head = build_head(
+                {
+                    "type": head_type,
+                    "in_channels": backbone.embed_dim,
+                    "num_classes": num_classes,
+                    **cfg.head.options,
+                }
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"model.head: {exc}") from exc
         t = cfg.tuner
         model = CausalTuneSegmenter(
             backbone, head, layers=t.layers, num_tokens=t.num_tokens, rank=t.rank, scale_init=t.scale_init
@@ -413,6 +419,7 @@ class Trainer:
             PolyWarmup(o.iterations, o.poly_power, o.warmup_iters, o.warmup_ratio, o.min_lr / o.lr),
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        self.criterion = self._build_criterion()
 
         a = cfg.augment
         self.augment_params = AugmentParams(
@@ -470,6 +477,25 @@ class Trainer:
         if amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("run.amp: fp16 needs CUDA; use bf16 or off on the CPU")
         return torch.bfloat16 if amp == "bf16" else torch.float16
+
+    def _build_criterion(self) -> nn.Module | None:
+        """Mask2Former's set criterion for mask-classification heads; ``None`` for dense heads (plain CE)."""
+        if HEAD_ALIASES.get(self.cfg.model.head.type, self.cfg.model.head.type) != "Mask2FormerHead":
+            if self.cfg.model.head.loss_options:
+                raise ConfigError("model.head.loss_options: only mask2former heads take loss options")
+            return None
+        # Imported here: it needs scipy (Hungarian matching), which dense heads do not.
+        from causal_tune_ros.training.losses import SetCriterion
+
+        try:
+            criterion = SetCriterion(
+                self.model.num_classes,
+                ignore_index=self.classes.ignore_id,
+                **self.cfg.model.head.loss_options,
+            )
+        except TypeError as exc:
+            raise ConfigError(f"model.head.loss_options: {exc}") from exc
+        return criterion.to(self.device)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         """AdamW over ``trainable_parameters()`` only; no weight decay on 1-D params and the tokens."""
@@ -633,8 +659,13 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    def _loss(self, outputs: torch.Tensor | dict[str, Any], labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy on logits upsampled to the labels (dense heads); the set criterion (mask heads)."""
+        if self.criterion is not None:
+            from causal_tune_ros.training.losses import segmentation_loss
+
+            return segmentation_loss(outputs, labels, self.classes.ignore_id, criterion=self.criterion)
+        logits = F.interpolate(outputs.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
         total = F.cross_entropy(logits, labels, ignore_index=self.classes.ignore_id, reduction="sum")
         # Mean over labelled pixels; a crop with none gives 0, not NaN.
         valid = (labels != self.classes.ignore_id).sum().clamp_min(1)

@@ -37,6 +37,7 @@ def test_paper_configs_hold_the_paper_settings(name: str) -> None:
     assert (cfg.model.tuner.num_tokens, cfg.model.tuner.rank) == (100, 16)
     assert cfg.eval.sliding_window and cfg.eval.window == [512, 512] and cfg.eval.stride == [341, 341]
     assert cfg.eval.sets, "each paper config lists its evaluation sets"
+    assert cfg.model.head.type == "mask2former" and cfg.model.head.options["num_queries"] == 100
 
 
 def test_paper_configs_list_their_target_domains() -> None:
