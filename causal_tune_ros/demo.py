@@ -330,10 +330,11 @@ def run_demo(
             if cm.total:
                 scores[key].miou[col] = cm.miou()
 
+    # The same scene in every row (segments share their seeds), so rows differ only by the weather.
+    k = min(counts.values()) // 2
     rows = []
     for cond in conditions:
-        items = [d for d in drive if d.frame.condition == cond]
-        pick = items[len(items) // 2]
+        pick = [d for d in drive if d.frame.condition == cond][k]
         rows.append((cond, pick.frame.image, overlays[pick.stamp], classes.colorize(pick.frame.labels)))
     montage = _montage(rows, out / MONTAGE)
     video = summary.videos[0] if summary.videos else None
@@ -410,7 +411,8 @@ def package_demo_model(
     labels = {
         "description": DEMO_DESCRIPTION,
         "demo": True,
-        "backbone_note": "random-init ViT trained nowhere (frozen random weights), embedded; not DINOv2",
+        "backbone_note": "random-init ViT, never trained (frozen random weights), embedded in this file; "
+        "not DINOv2",
         "input_size": [int(crop[0]), int(crop[1])],
         "train_command": DEMO_TRAIN_COMMAND,
         "package_command": DEMO_PACKAGE_COMMAND,
@@ -419,7 +421,7 @@ def package_demo_model(
         "dtype": "float16",
     }
     user.update(labels)
-    return save_checkpoint(
+    path = save_checkpoint(
         out,
         model.half(),
         metadata=user,
@@ -427,6 +429,8 @@ def package_demo_model(
         class_names=meta.get("class_names"),
         band=meta.get("train_band"),
     )
+    path.chmod(0o644)  # a shipped data file: readable by every user of an installed package
+    return path
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,12 +34,8 @@ import numpy as np
 from causal_tune_ros.backends.base import Backend, band_array
 from causal_tune_ros.band import Band
 from causal_tune_ros.classes import ClassSet, load_classes
+from causal_tune_ros.drivable import drivable_mask
 from causal_tune_ros.errors import BackendError, ConfigError, ImageConversionError
-
-try:  # colleague module; a local LUT does the same job if it is absent
-    from causal_tune_ros.drivable import drivable_mask as _drivable_mask
-except ImportError:  # pragma: no cover - only while drivable.py does not exist
-    _drivable_mask = None
 
 #: Upsampling modes: ``bilinear`` (exact bilinear-logit argmax, see the module docstring) or ``nearest``.
 UPSAMPLE_MODES = ("bilinear", "nearest")
@@ -203,8 +199,6 @@ class SegmentationPipeline:
                 f"input_size {tuple(input_size)} differs from the backend's {backend.input_size}"
             )
         self._palette = self.classes.palette()
-        self._drivable_lut = np.zeros(256, dtype=np.uint8)
-        self._drivable_lut[self.drivable_ids] = 255
         self._checked_classes = False
 
     @property
@@ -311,10 +305,7 @@ class SegmentationPipeline:
         conf = None
         if confidence:
             conf = cv2.resize(max_probability(logits), (width, height), interpolation=cv2.INTER_LINEAR)
-        if _drivable_mask is not None:
-            drivable = _drivable_mask(class_mask, self.drivable_ids)
-        else:  # pragma: no cover - fallback while drivable.py is absent
-            drivable = self._drivable_lut[class_mask]
+        drivable = drivable_mask(class_mask, self.drivable_ids)
         blended = None
         if overlay:
             colours = self._palette[class_mask]

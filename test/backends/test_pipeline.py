@@ -149,8 +149,9 @@ def test_nearest_mode_and_max_probability() -> None:
         SegmentationPipeline(backend, upsample="cubic")
 
 
-def test_pipeline_imports_no_ros() -> None:
-    code = "import sys, causal_tune_ros.pipeline; print('rclpy' in sys.modules)"
+def test_pipeline_imports_no_ros_and_no_torch() -> None:
+    """No rclpy ever; no torch until a torch backend loads (fast start for onnxruntime replay)."""
+    code = "import sys, causal_tune_ros.pipeline; print('rclpy' in sys.modules, 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "False False"
