@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from causal_tune_ros.backends import BackendSpec, create_backend
+from causal_tune_ros.backends.cache import is_valid, model_hash
 from causal_tune_ros.backends.export import export_artefact, export_onnx_graph, load_segmenter
 from causal_tune_ros.backends.onnxruntime_backend import make_session
 from causal_tune_ros.band import Band
@@ -203,12 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=folder / "cache",
         num_threads=args.threads,
     )
-    t0 = time.perf_counter()
-    fp32 = export_artefact(checkpoint, folder / "fp32.onnx", (h, w), "onnx", "fp32")
-    t1 = time.perf_counter()
-    int8 = export_artefact(checkpoint, folder / "int8.onnx", (h, w), "onnx", "int8")
-    t2 = time.perf_counter()
-    print(f"{args.arch} {h}x{w}: export fp32 {t1 - t0:.1f} s, int8 {t2 - t1:.1f} s, artefacts in {folder}")
+    exported = {}
+    for precision in ("fp32", "int8"):
+        path = folder / f"{precision}.onnx"
+        expected = {"precision": precision, "input_size": (h, w), "model_hash": model_hash(checkpoint)}
+        t0 = time.perf_counter()
+        if not is_valid(path, expected)[0]:  # --keep DIR reuses a previous run's exports
+            export_artefact(checkpoint, path, (h, w), "onnx", precision)
+        exported[precision] = path
+        print(f"{args.arch} {h}x{w}: {precision} export {time.perf_counter() - t0:.1f} s ({path})")
+    fp32, int8 = exported["fp32"], exported["int8"]
 
     backends = {
         "eager fp32": create_backend(spec),

@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weather-topic", default="/weather", help="input topic for --weather topic")
     parser.add_argument(
+        "--weather-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --weather auto: classify every N-th frame (default 1, as the node)",
+    )
+    parser.add_argument(
         "--band", metavar="LOW,HIGH", help="force this band on every frame, e.g. 0.2,0.7 (overrides presets)"
     )
     parser.add_argument(
@@ -82,6 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--storage",
         choices=("sqlite3", "mcap"),
         help="output storage (default: from OUT_BAG's suffix, else the input's)",
+    )
+    parser.add_argument(
+        "--io-threads",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="read and write in background threads while the model runs (auto: on with a GPU or spare "
+        "CPU cores, off when CPU inference uses every core)",
     )
     parser.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
     parser.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
@@ -193,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
         topics=args.topics,
         weather=args.weather.strip().lower(),
         weather_topic=args.weather_topic,
+        weather_every=args.weather_every,
         band=band,
         max_frames=args.max_frames,
         every=args.every,
@@ -203,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        threaded={"auto": None, "on": True, "off": False}[args.io_threads],
     )
     from causal_tune_ros.errors import BagError
     from causal_tune_ros.replay.bag_io import BagReader

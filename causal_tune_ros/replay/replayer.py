@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -120,6 +122,8 @@ class ReplayOptions:
         weather: ``"auto"`` (classify each frame, per camera, with hysteresis), ``"topic"`` (the latest
             std_msgs/String on ``weather_topic`` in the input bag) or a condition name (fixed).
         weather_topic: Input topic for ``weather="topic"``.
+        weather_every: With ``weather="auto"``, classify every N-th frame of a camera (1 = every frame,
+            as the node's default ``weather.auto.every_n_frames``; the statistics cost ~2 ms a frame).
         band: Force this band on every frame (the condition is still classified and written).
         max_frames: Stop after this many processed frames (the output bag ends there).
         every: Process every N-th frame of each topic; the others are only copied.
@@ -130,13 +134,16 @@ class ReplayOptions:
         storage: Output storage ``mcap`` / ``sqlite3`` (``None``: from the output suffix, else as the input).
         overwrite: Replace an existing output bag.
         progress: Show progress (bar on a terminal, log lines otherwise).
-        threaded: Overlap reading / writing with the model in background threads (``False``: one thread,
-            for comparison in ``bench/replay_throughput.py``).
+        threaded: Overlap reading / writing with the model in background threads. ``None`` (default)
+            decides per run (:meth:`Replayer.uses_threads`): on when the model runs on a GPU or leaves
+            CPU cores free, off when CPU inference already uses every core (extra threads then only
+            preempt the model's OpenMP workers: measured slower on 2 cores, ``bench/replay_throughput.py``).
     """
 
     topics: Sequence[str] | None = None
     weather: str = "auto"
     weather_topic: str = "/weather"
+    weather_every: int = 1
     band: Band | None = None
     max_frames: int | None = None
     every: int = 1
@@ -147,7 +154,7 @@ class ReplayOptions:
     storage: str | None = None
     overwrite: bool = False
     progress: bool = True
-    threaded: bool = True
+    threaded: bool | None = None
 
 
 @dataclass
@@ -280,6 +287,7 @@ class _WeatherSource:
         from causal_tune_ros.weather import CONDITIONS
 
         self.mode = options.weather
+        self.every = options.weather_every
         self.presets = presets
         self.forced = options.band
         self._classifiers: dict[str, Any] = {}
@@ -310,7 +318,7 @@ class _WeatherSource:
             if topic not in self._classifiers:
                 from causal_tune_ros.weather import WeatherClassifier
 
-                self._classifiers[topic] = WeatherClassifier()
+                self._classifiers[topic] = WeatherClassifier(every_n_frames=self.every)
             condition = str(self._classifiers[topic].update(rgb))
         elif self.mode == "topic":
             i = bisect.bisect_right(self._times, stamp) - 1
@@ -352,6 +360,8 @@ class Replayer:
         self.options = options or ReplayOptions()
         if self.options.every < 1:
             raise ConfigError(f"--every must be >= 1, got {self.options.every}")
+        if self.options.weather_every < 1:
+            raise ConfigError(f"--weather-every must be >= 1, got {self.options.weather_every}")
         if self.options.max_frames is not None and self.options.max_frames < 1:
             raise ConfigError(f"--max-frames must be >= 1, got {self.options.max_frames}")
         if band_presets is None:
@@ -462,6 +472,18 @@ class Replayer:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def uses_threads(self) -> bool:
+        """Whether this replay overlaps reading and writing with the model (see :class:`ReplayOptions`)."""
+        if self.options.threaded is not None:
+            return bool(self.options.threaded)
+        spec = getattr(getattr(self.pipeline, "backend", None), "spec", None)
+        if getattr(spec, "device", "cpu") == "cuda":
+            return True  # the CPU idles while the GPU runs: reading and writing are free
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch = sys.modules.get("torch")  # never import it here: replay may run onnxruntime only
+        used = int(torch.get_num_threads()) if torch is not None else cores
+        return cores >= used + 2
+
     # --------------------------------------------------------------------------------------- internals
 
     def _video_fps(self, bag: BagReader, topics: Sequence[str]) -> dict[str, float]:
@@ -491,7 +513,7 @@ class Replayer:
         opened them (the writer opens its bag in its own thread for the same reason), and so that
         Ctrl-C lands in the stage that drives the others.
         """
-        if not self.options.threaded:
+        if not self.uses_threads():
             with open_writer() as writer:
                 for item in self._items(bag, image_topics, weather, summary):
                     self._infer(item, summary)
