@@ -21,11 +21,8 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from causal_tune_ros.band import Band
     from causal_tune_ros.replay.bag_io import BagReader
     from causal_tune_ros.replay.command import build_pipeline
-    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, _decode
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, _decode, run_in_worker
     from causal_tune_ros.synthetic.bag import parse_image_size, write_drive
     from causal_tune_ros.weather import load_band_presets
 
@@ -77,15 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
         backend_t, pipeline_t, replay_t, serial_t = [], [], [], []
 
-        def in_thread(fn: Callable[[], Any]) -> Any:
-            # Every timing runs its model calls in a worker thread, as the replay's model stage does:
-            # OpenMP behaves differently in the main thread of a busy machine (up to several times
-            # slower there with 2 threads on 2 shared cores), which would skew the comparison.
-            box: list = []
-            worker = threading.Thread(target=lambda: box.append(fn()))
-            worker.start()
-            worker.join()
-            return box[0]
+        # Every timing runs its model calls off the main thread, as the replay does (see run_in_worker).
+        in_thread = run_in_worker
 
         model_share = []
 
@@ -112,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline_t.append(in_thread(pipeline_only))
             for threaded, times in ((True, replay_t), (False, serial_t)):
                 out = workdir / f"out{r}_{threaded}"
-                # The threaded replay runs its model stage in its own thread already.
-                summary = replay(True, out) if threaded else in_thread(lambda o=out: replay(False, o))
+                summary = replay(threaded, out)
                 assert summary.processed == len(frames), summary.format()
                 times.append(summary.seconds)
                 if threaded:

@@ -255,7 +255,7 @@ def run_demo(
     from causal_tune_ros.classes import load_classes
     from causal_tune_ros.pipeline import SegmentationPipeline
     from causal_tune_ros.replay.command import default_checkpoint
-    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, run_in_worker
     from causal_tune_ros.synthetic.bag import IMAGE_TOPIC, drive_frames, write_drive
     from causal_tune_ros.weather import classify_image, load_band_presets
 
@@ -303,27 +303,29 @@ def run_demo(
     scores: dict[str, ConditionScore] = {c: ConditionScore() for c in conditions}
     matrices = {c: {col: _confusion(len(classes)) for col in COLUMNS} for c in [*conditions, "all"]}
     model = getattr(backend, "model", None)
-    for item in drive:
-        frame = item.frame
-        cond = frame.condition
-        scores[cond].frames += 1
-        scores[cond].auto_agree += int(classify_image(frame.image) == cond)
-        for key in (cond, "all"):
-            matrices[key]["preset"].update(predictions[item.stamp], frame.labels)
-        train_pred = pipeline.process(frame.image, DEFAULT_BAND, overlay=False, confidence=False).class_mask
-        for key in (cond, "all"):
-            matrices[key]["train"].update(train_pred, frame.labels)
-    if model is not None and hasattr(model, "band_pass_enabled"):
-        model.band_pass_enabled = False
+
+    def score() -> None:
+        for item in drive:
+            frame = item.frame
+            cond = frame.condition
+            scores[cond].frames += 1
+            scores[cond].auto_agree += int(classify_image(frame.image) == cond)
+            train_pred = pipeline.process(frame.image, DEFAULT_BAND, overlay=False, confidence=False)
+            for key in (cond, "all"):
+                matrices[key]["preset"].update(predictions[item.stamp], frame.labels)
+                matrices[key]["train"].update(train_pred.class_mask, frame.labels)
+        if model is None or not hasattr(model, "band_pass_enabled"):
+            return
+        model.band_pass_enabled = False  # the paper's ablation: the whole spectrum reaches the tokens
         try:
             for item in drive:
-                pred = pipeline.process(
-                    item.frame.image, DEFAULT_BAND, overlay=False, confidence=False
-                ).class_mask
+                pred = pipeline.process(item.frame.image, DEFAULT_BAND, overlay=False, confidence=False)
                 for key in (item.frame.condition, "all"):
-                    matrices[key]["off"].update(pred, item.frame.labels)
+                    matrices[key]["off"].update(pred.class_mask, item.frame.labels)
         finally:
             model.band_pass_enabled = True
+
+    run_in_worker(score)  # model calls off the main thread (see run_in_worker)
     scores["all"] = ConditionScore(frames=len(drive), auto_agree=sum(s.auto_agree for s in scores.values()))
     for key, cols in matrices.items():
         for col, cm in cols.items():

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,6 +49,7 @@ from causal_tune_ros.replay.progress import Progress
 from causal_tune_ros.replay.video import SideBySideVideo, video_path_for_topic
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Output sub-topics written per camera topic, in this order.
 OUTPUT_NAMES = ("class_mask", "overlay", "drivable_mask", "weather")
@@ -514,10 +515,14 @@ class Replayer:
         Ctrl-C lands in the stage that drives the others.
         """
         if not self.uses_threads():
-            with open_writer() as writer:
-                for item in self._items(bag, image_topics, weather, summary):
-                    self._infer(item, summary)
-                    self._emit(writer, item, summary, videos, progress)
+
+            def sequential() -> None:
+                with open_writer() as writer:
+                    for item in self._items(bag, image_topics, weather, summary):
+                        self._infer(item, summary)
+                        self._emit(writer, item, summary, videos, progress)
+
+            run_in_worker(sequential, on_interrupt=self._stop.set)
             return
         to_model: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
         to_writer: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
@@ -674,6 +679,43 @@ class Replayer:
         if self.on_frame is not None:
             self.on_frame(frame.topic, t, frame.rgb, result, frame.condition)
         progress.update()
+
+
+def run_in_worker(fn: Callable[[], T], on_interrupt: Callable[[], None] | None = None) -> T:
+    """Call ``fn`` in a fresh thread, wait for it and return its result (re-raising its exception).
+
+    PyTorch's OpenMP workers spin-wait for the thread that drives them; when that is the process's main
+    thread and the CPU cores are oversubscribed (a shared machine, a busy vehicle computer), inference
+    was measured up to ~35x slower there than in any other thread (2 cores, load 5: 1.4 s vs 38 ms a
+    frame; ``OMP_WAIT_POLICY=PASSIVE`` removes the difference). Every model call of the replay therefore
+    runs off the main thread, and :mod:`causal_tune_ros.demo` and the benchmark do the same.
+
+    Args:
+        fn: What to run.
+        on_interrupt: Called on Ctrl-C in the caller (e.g. to ask ``fn`` to stop); the worker is then
+            awaited, so it can finish cleanly (close a bag), before ``KeyboardInterrupt`` propagates.
+    """
+    box: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    worker = threading.Thread(target=target, name="causal-tune-worker", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        if on_interrupt is not None:
+            on_interrupt()
+            worker.join()
+        raise
+    if errors:
+        raise errors[0]
+    return box[0]
 
 
 def _put(q: queue.Queue, item: object, stop: threading.Event, force: bool = False) -> bool:
