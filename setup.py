@@ -36,6 +36,8 @@ setup(
         "torch>=2.1,<3",
         "numpy>=1.24",
         "safetensors>=0.4",
+        # Hungarian matching of the Mask2Former head's set loss (training only, but small and common).
+        "scipy>=1.10",
         "opencv-python-headless>=4.8",
         "pyyaml>=6",
         "rosbags>=0.10",
@@ -60,7 +62,6 @@ setup(
             "pytest>=7",
             "pytest-timeout>=2",
             "ruff>=0.5",
-            "scipy>=1.10",
             "transformers>=4.40",
         ],
     },

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from torch import nn
 
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import CausalTuneError, CheckpointError, ConfigError
+from causal_tune_ros.fileio import atomic_path
 from causal_tune_ros.model.causal_tune import CausalTuneSegmenter
 from causal_tune_ros.model.heads import build_head
 
@@ -142,15 +142,8 @@ def save_checkpoint(
     }
     target = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(handle)
-        try:
-            save_file(tensors, tmp_name, metadata={METADATA_KEY: text, "format": "pt"})
-            os.replace(tmp_name, target)
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
+        with atomic_path(target) as tmp:
+            save_file(tensors, str(tmp), metadata={METADATA_KEY: text, "format": "pt"})
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {target}: {exc}") from exc
     return target

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 
 from causal_tune_ros.errors import CheckpointError, ConfigError
+from causal_tune_ros.fileio import atomic_path
 from causal_tune_ros.model.dinov2 import ARCHS, DinoV2
 from causal_tune_ros.model.layers import swiglu_hidden_features
 
@@ -628,20 +628,13 @@ def save_official_checkpoint(model: DinoV2, path: str | os.PathLike[str]) -> Pat
     path = Path(path).expanduser()
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             if path.suffix == ".safetensors":
                 from safetensors.torch import save_file
 
-                save_file(state, tmp_name, metadata={CONFIG_METADATA_KEY: json.dumps(model.config)})
+                save_file(state, str(tmp), metadata={CONFIG_METADATA_KEY: json.dumps(model.config)})
             else:
-                torch.save(state, tmp_name)
-            os.replace(tmp_name, path)
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
+                torch.save(state, tmp)
     except OSError as exc:
         raise CheckpointError(f"cannot write {path}: {exc}") from exc
     return path

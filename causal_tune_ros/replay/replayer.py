@@ -1,13 +1,19 @@
-"""The offline replay loop: bag in -> segmentation outputs -> bag out, in three overlapping stages.
+"""The offline replay loop: bag in -> segmentation outputs -> bag out.
 
-    reader thread      read raw message -> deserialise -> decode to RGB -> pick the weather band
-    calling thread     SegmentationPipeline.process (the model)
-    writer thread      copy the input message raw -> build + serialise outputs -> write -> video -> progress
+Three stages per frame:
 
-PyTorch releases the GIL while it computes, so reading/decoding the next frame and writing the previous
-one overlap the model instead of adding to it. Bounded queues keep memory flat on long bags. Images are
-never copied on the way in (``rgb8`` data is viewed in place) and input messages are copied to the output
-bag as the raw CDR bytes they were stored as.
+    read       raw message -> deserialise -> decode to RGB -> pick the weather band
+    model      SegmentationPipeline.process
+    write      copy the input messages raw -> build + serialise outputs -> write -> video -> progress
+
+With I/O threads (``ReplayOptions.threaded``) reading runs in the calling thread, the model and the
+writer in their own threads, linked by small bounded queues (one item per frame, memory stays flat on
+long bags): PyTorch releases the GIL while it computes, so reading the next frame and writing the
+previous one overlap the model. When CPU inference already uses every core that overlap only preempts
+the model's OpenMP workers (measured slower on 2 cores), so by default the stages then run one after the
+other in a single worker thread. Either way the model never runs on the main thread (see
+:func:`run_in_worker`). Images are never copied on the way in (``rgb8`` data is viewed in place) and
+input messages are copied to the output bag as the raw CDR bytes they were stored as.
 
 Output topics per camera topic (see :func:`output_topics`): ``<ns>/class_mask`` (mono8 train ids),
 ``<ns>/overlay`` (rgb8), ``<ns>/drivable_mask`` (mono8, 255 drivable) and ``<ns>/weather``
@@ -277,7 +283,8 @@ class _Item:
 
 _DONE = object()
 
-#: Called in the writer thread for every processed frame: ``(topic, stamp_ns, rgb, result, condition)``.
+#: Called after each processed frame is written (in the writing thread):
+#: ``(topic, stamp_ns, rgb, result, condition)``.
 FrameCallback = Callable[[str, int, np.ndarray, Any, str], None]
 
 
@@ -347,7 +354,7 @@ class Replayer:
             ``SegmentationResult`` (class_mask, overlay, drivable_mask).
         options: :class:`ReplayOptions`.
         band_presets: Condition -> band (default: :func:`causal_tune_ros.weather.load_band_presets`).
-        on_frame: Optional callback per processed frame (runs in the writer thread).
+        on_frame: Optional callback per processed frame (runs in the writing thread, never the main one).
     """
 
     def __init__(

@@ -185,3 +185,31 @@ def test_cli_subprocess_exit_code_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "causal-tune replay: error: cannot open bag" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_frames_the_model_cannot_segment_are_counted(
+    tmp_path: Path, write_camera_bag, tiny_checkpoint
+) -> None:
+    """A model that outputs NaN (BackendError from the pipeline) fails frame by frame; the replay goes on."""
+    import torch
+
+    from causal_tune_ros.backends import BackendSpec, create_backend
+    from causal_tune_ros.model.checkpoint import load_checkpoint, save_checkpoint
+    from causal_tune_ros.pipeline import SegmentationPipeline
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions
+
+    model = load_checkpoint(tiny_checkpoint)
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.fill_(float("nan"))
+    broken = save_checkpoint(tmp_path / "nan.safetensors", model, include_backbone=True)
+    backend = create_backend(BackendSpec(name="eager", checkpoint=broken, input_size=(28, 42)))
+    in_bag = write_camera_bag(tmp_path / "in", "mcap", frames=2)
+    summary = Replayer(SegmentationPipeline(backend), ReplayOptions(progress=False, weather="fog")).run(
+        in_bag, tmp_path / "out"
+    )
+    assert summary.processed == 0 and summary.skipped == 4
+    assert all(s.failed == 2 and s.corrupt == 0 for s in summary.topics.values())
+    assert "non-finite" in summary.topics["/front/image_raw"].reasons[0]
+    assert "2 failed in the model" in summary.format()
+    assert summary.copied == 6  # the input is still copied in full

@@ -138,3 +138,9 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     top.write_text("- 1\n- 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_train_config(top)
+
+
+def test_bare_yaml_off_means_off(tmp_path: Path) -> None:
+    path = tmp_path / "amp.yaml"
+    path.write_text("run:\n  amp: off\n", encoding="utf-8")  # YAML 1.1 reads this as false
+    assert load_train_config(path).run.amp == "off"
