@@ -125,14 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'pipeline.process (model-only)':<30} {n / best_p:>9.2f} {n / med_p:>11.2f}")
         print(f"{'replay, I/O threads':<30} {n / best_r:>9.2f} {n / med_r:>11.2f}")
         print(f"{'replay, one thread':<30} {n / best_s:>9.2f} {n / med_s:>11.2f}")
-        auto = Replayer(pipeline, ReplayOptions()).uses_threads()
         for label, best, med in (("I/O threads", best_r, med_r), ("one thread", best_s, med_s)):
             print(
                 f"replay overhead ({label}) vs pipeline.process: best {100 * (best / best_p - 1):+.1f} %, "
                 f"median {100 * (med / med_p - 1):+.1f} %; vs backend.infer: best "
                 f"{100 * (best / best_b - 1):+.1f} %"
             )
-        print(f"default here (--io-threads auto): {'I/O threads' if auto else 'one thread'}; target <= 15 %")
+        print("default: I/O threads (--io-threads on); target <= 15 %")
         share = 100 * statistics.median(model_share)
         print(f"model stage share of the threaded replay's wall time: {share:.0f} %")
     finally:

@@ -92,10 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--io-threads",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="read and write in background threads while the model runs (auto: on with a GPU or spare "
-        "CPU cores, off when CPU inference uses every core)",
+        choices=("on", "off"),
+        default="on",
+        help="read and write in background threads while the model runs (default: on)",
     )
     parser.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
     parser.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
@@ -218,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        threaded={"auto": None, "on": True, "off": False}[args.io_threads],
+        threaded=args.io_threads == "on",
     )
     from causal_tune_ros.errors import BagError
     from causal_tune_ros.replay.bag_io import BagReader

@@ -6,13 +6,12 @@ Three stages per frame:
     model      SegmentationPipeline.process
     write      copy the input messages raw -> build + serialise outputs -> write -> video -> progress
 
-With I/O threads (``ReplayOptions.threaded``) reading runs in the calling thread, the model and the
-writer in their own threads, linked by small bounded queues (one item per frame, memory stays flat on
-long bags): PyTorch releases the GIL while it computes, so reading the next frame and writing the
-previous one overlap the model. When CPU inference already uses every core that overlap only preempts
-the model's OpenMP workers (measured slower on 2 cores), so by default the stages then run one after the
-other in a single worker thread. Either way the model never runs on the main thread (see
-:func:`run_in_worker`). Images are never copied on the way in (``rgb8`` data is viewed in place) and
+With I/O threads (``ReplayOptions.threaded``, the default) reading runs in the calling thread, the model
+and the writer in their own threads, linked by small bounded queues (one item per frame, memory stays
+flat on long bags): PyTorch releases the GIL while it computes, so reading the next frame and writing the
+previous one overlap the model (measured 7-10 % overhead over model-only time on 2 cores, against 15-17 %
+one stage after the other: ``bench/replay_throughput.py``). The model never runs on the main thread
+(see :func:`run_in_worker`). Images are never copied on the way in (``rgb8`` data is viewed in place) and
 input messages are copied to the output bag as the raw CDR bytes they were stored as.
 
 Output topics per camera topic (see :func:`output_topics`): ``<ns>/class_mask`` (mono8 train ids),
@@ -28,9 +27,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -141,10 +138,9 @@ class ReplayOptions:
         storage: Output storage ``mcap`` / ``sqlite3`` (``None``: from the output suffix, else as the input).
         overwrite: Replace an existing output bag.
         progress: Show progress (bar on a terminal, log lines otherwise).
-        threaded: Overlap reading / writing with the model in background threads. ``None`` (default)
-            decides per run (:meth:`Replayer.uses_threads`): on when the model runs on a GPU or leaves
-            CPU cores free, off when CPU inference already uses every core (extra threads then only
-            preempt the model's OpenMP workers: measured slower on 2 cores, ``bench/replay_throughput.py``).
+        threaded: Overlap reading and writing with the model in background threads (default). ``False``
+            runs the stages one after the other in a single worker thread (for comparison in
+            ``bench/replay_throughput.py``; on a 2-core machine under heavy load it can be the faster).
     """
 
     topics: Sequence[str] | None = None
@@ -161,7 +157,7 @@ class ReplayOptions:
     storage: str | None = None
     overwrite: bool = False
     progress: bool = True
-    threaded: bool | None = None
+    threaded: bool = True
 
 
 @dataclass
@@ -480,18 +476,6 @@ class Replayer:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def uses_threads(self) -> bool:
-        """Whether this replay overlaps reading and writing with the model (see :class:`ReplayOptions`)."""
-        if self.options.threaded is not None:
-            return bool(self.options.threaded)
-        spec = getattr(getattr(self.pipeline, "backend", None), "spec", None)
-        if getattr(spec, "device", "cpu") == "cuda":
-            return True  # the CPU idles while the GPU runs: reading and writing are free
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch = sys.modules.get("torch")  # never import it here: replay may run onnxruntime only
-        used = int(torch.get_num_threads()) if torch is not None else cores
-        return cores >= used + 2
-
     # --------------------------------------------------------------------------------------- internals
 
     def _video_fps(self, bag: BagReader, topics: Sequence[str]) -> dict[str, float]:
@@ -521,7 +505,7 @@ class Replayer:
         opened them (the writer opens its bag in its own thread for the same reason), and so that
         Ctrl-C lands in the stage that drives the others.
         """
-        if not self.uses_threads():
+        if not self.options.threaded:
 
             def sequential() -> None:
                 with open_writer() as writer:
