@@ -34,6 +34,7 @@ def play_bag_to_node(
         ConfigError: Bad rate, or the node exited or never subscribed.
     """
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image
@@ -43,8 +44,12 @@ def play_bag_to_node(
 
     if rate <= 0:
         raise ConfigError(f"--rate must be positive, got {rate}")
-    rclpy.init()
-    node = rclpy.create_node("causal_tune_demo_player")
+    # A private context: the caller (a test, a larger app) may already own the global one.
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("causal_tune_demo_player", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
     counts: dict[str, int] = {}
     try:
         with BagReader(bag) as reader:
@@ -93,7 +98,7 @@ def play_bag_to_node(
                 raise ConfigError(f"the segmentation node exited with code {node_process.returncode}")
             if time.monotonic() > deadline:
                 raise ConfigError(f"the segmentation node did not subscribe within {warmup:.0f} s")
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
         print(f"demo --ros: playing {bag.name} ({len(messages)} messages); Ctrl-C to stop")
         while True:
             start_wall = time.monotonic()
@@ -101,7 +106,7 @@ def play_bag_to_node(
             for m in messages:
                 due = start_wall + (m.timestamp - start_bag) / 1e9 / rate
                 while (left := due - time.monotonic()) > 0:
-                    rclpy.spin_once(node, timeout_sec=min(left, 0.05))
+                    executor.spin_once(timeout_sec=min(left, 0.05))
                 sec, nsec = divmod(m.timestamp, 1_000_000_000)
                 stamp = Clock()
                 stamp.clock.sec, stamp.clock.nanosec = int(sec), int(nsec)
@@ -109,12 +114,13 @@ def play_bag_to_node(
                 publishers[m.topic].publish(bytes(m.data))  # raw CDR, exactly as recorded
             end = time.monotonic() + 2.0  # let the last frames come back
             while time.monotonic() < end:
-                rclpy.spin_once(node, timeout_sec=0.05)
+                executor.spin_once(timeout_sec=0.05)
             if not loop:
                 break
     except KeyboardInterrupt:
         pass
     finally:
+        executor.shutdown()
         node.destroy_node()
-        rclpy.try_shutdown()
+        context.try_shutdown()
     return counts
