@@ -28,6 +28,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         _share("launch", "*.py"),
         _share("config", "*.yaml"),
+        _share("config", "*.xml"),
         _share("config/rviz", "*.rviz"),
         _share("config/train", "*.yaml"),
         _share("models/demo"),

@@ -13,12 +13,17 @@ Arguments:
     rviz: Also start RViz with config/rviz/segmentation.rviz.
     namespace: Namespace for the node (its outputs become /<namespace>/segmentation_node/...).
     weather_topic: Topic of std_msgs/String conditions, used when weather.mode is 'topic'.
+    fastdds_profile: Fast DDS XML profile for the launched processes: ``auto`` (default) uses the
+        package's config/fastdds_large_images.xml unless FASTRTPS_DEFAULT_PROFILES_FILE is already set,
+        ``none`` leaves Fast DDS at its defaults, anything else is a path. The package profile enables
+        shared memory and a 100 ms heartbeat: with the defaults, a lost fragment of a large image under
+        reliable QoS stalls that topic for 3 s (docs/PERFORMANCE.md).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -65,6 +70,19 @@ def _node(context, *args, **kwargs):
     ]
 
 
+FASTDDS_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"
+
+
+def _fastdds_profile(context, *args, **kwargs) -> list:
+    """Point Fast DDS at the large-image profile unless the user chose another (or none)."""
+    choice = LaunchConfiguration("fastdds_profile").perform(context)
+    if choice == "none" or (choice == "auto" and os.environ.get(FASTDDS_ENV)):
+        return []
+    share = get_package_share_directory(PACKAGE)
+    path = os.path.join(share, "config", "fastdds_large_images.xml") if choice == "auto" else choice
+    return [SetEnvironmentVariable(FASTDDS_ENV, path)]
+
+
 def generate_launch_description() -> LaunchDescription:
     """The node, its arguments and (optionally) RViz."""
     share = get_package_share_directory(PACKAGE)
@@ -89,6 +107,10 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "weather_topic", default_value="weather", description="weather condition topic"
             ),
+            DeclareLaunchArgument(
+                "fastdds_profile", default_value="auto", description="auto | none | path to a Fast DDS XML"
+            ),
+            OpaqueFunction(function=_fastdds_profile),
             OpaqueFunction(function=_node),
             Node(
                 package="rviz2",

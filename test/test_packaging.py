@@ -79,6 +79,7 @@ def test_colcon_build_installs_scripts_launch_and_config(tmp_path: Path) -> None
     assert (share / "package.xml").is_file()
     assert (share / "config" / "classes.yaml").is_file()
     assert (share / "config" / "weather_bands.yaml").is_file()
+    assert (share / "config" / "fastdds_large_images.xml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "causal_tune_ros").is_file()
     for launch_file in (ROOT / "launch").glob("*.py"):
         assert (share / "launch" / launch_file.name).is_file()
