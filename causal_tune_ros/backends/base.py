@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from causal_tune_ros.backends.cache import model_hash
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BackendError, ConfigError
 
@@ -157,6 +158,34 @@ def library_version(module: str) -> str | None:
     return str(getattr(mod, "__version__", "unknown"))
 
 
+def fp32_io_wrapper(model: Any, half: bool) -> Any:
+    """Wrap a segmentation model as ``(images fp32, band fp32) -> logits fp32`` for export/compile.
+
+    For fp16 the casts live inside the wrapper so the exported or compiled graph keeps fp32 inputs and
+    outputs (shared by the ONNX exporter and the TensorRT builder).
+
+    Args:
+        model: A ``torch.nn.Module`` taking ``(images, band)``; already cast to fp16 when ``half``.
+        half: Cast the images to fp16 before the model.
+
+    Returns:
+        The wrapping ``torch.nn.Module`` in eval mode.
+    """
+    import torch  # lazy: this module stays importable without torch
+
+    class _Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, images: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+            if half:
+                images = images.half()
+            return self.model(images, band).float()
+
+    return _Wrapper().eval()
+
+
 class Backend(abc.ABC):
     """Runs the segmentation network: images in [0, 1] and a band in, logits out.
 
@@ -200,6 +229,27 @@ class Backend(abc.ABC):
 
     def _device_name(self) -> str:
         return self.spec.device
+
+    def _artefact_identity(self, artefact_format: str) -> dict[str, Any]:
+        """Sidecar fields every built artefact must match: format, precision, input size, model hash.
+
+        Args:
+            artefact_format: The ``format`` recorded in the sidecar (``onnx``, ``tensorrt``).
+
+        Returns:
+            ``{"format", "precision", "input_size", "model_hash"}``; ``model_hash`` is ``None`` without a
+            checkpoint (a prebuilt artefact is then not tied to one).
+
+        Raises:
+            BackendError: If the checkpoint files cannot be read for hashing.
+        """
+        spec = self.spec
+        return {
+            "format": artefact_format,
+            "precision": spec.precision,
+            "input_size": list(spec.input_size),
+            "model_hash": None if spec.checkpoint is None else model_hash(spec.checkpoint, spec.backbone),
+        }
 
     # ------------------------------------------------------------------ public
 

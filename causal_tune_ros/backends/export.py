@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from causal_tune_ros.backends.base import PRECISIONS, library_version, parse_size
+from causal_tune_ros.backends.base import PRECISIONS, fp32_io_wrapper, library_version, parse_size
 from causal_tune_ros.backends.cache import model_hash, publish, sidecar_path, temporary_path
 from causal_tune_ros.errors import BackendError, ConfigError
 
@@ -93,23 +93,6 @@ def load_segmenter(checkpoint: str | Path, backbone: str | Path | None = None) -
 
 
 # ---------------------------------------------------------------------------------------------- graph
-
-
-def _export_wrapper(model: Any, half: bool) -> Any:
-    """``(images fp32, band fp32) -> logits fp32``; for fp16 the casts live inside the graph."""
-    import torch
-
-    class _Wrapper(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, images: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
-            if half:
-                images = images.half()
-            return self.model(images, band).float()
-
-    return _Wrapper().eval()
 
 
 def _mha_translation() -> dict[Any, Any]:
@@ -248,7 +231,7 @@ def export_onnx_graph(
     try:
         with _quiet_exporter(), torch.inference_mode(False):
             torch.onnx.export(
-                _export_wrapper(model, half),
+                fp32_io_wrapper(model, half),
                 (images, band),
                 str(output),
                 dynamo=True,

@@ -19,7 +19,6 @@ from causal_tune_ros.backends.cache import (
     ArtefactCache,
     default_cache_dir,
     is_valid,
-    model_hash,
     read_sidecar,
 )
 from causal_tune_ros.errors import BackendError
@@ -141,13 +140,7 @@ class OnnxRuntimeBackend(Backend):
         self._meta: dict[str, Any] = {}
 
     def _expected(self) -> dict[str, Any]:
-        spec = self.spec
-        return {
-            "format": "onnx",
-            "precision": spec.precision,
-            "input_size": list(spec.input_size),
-            "model_hash": None if spec.checkpoint is None else model_hash(spec.checkpoint, spec.backbone),
-        }
+        return self._artefact_identity("onnx")
 
     def _resolve_artefact(self) -> Path:
         spec = self.spec

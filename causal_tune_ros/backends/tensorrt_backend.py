@@ -19,11 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from causal_tune_ros.backends.base import LOGGER, Backend, BackendSpec, library_version, parse_size
+from causal_tune_ros.backends.base import (
+    LOGGER,
+    Backend,
+    BackendSpec,
+    fp32_io_wrapper,
+    library_version,
+    parse_size,
+)
 from causal_tune_ros.backends.cache import (
     ArtefactCache,
     is_valid,
-    model_hash,
     publish,
     read_sidecar,
     temporary_path,
@@ -76,23 +82,6 @@ def engine_identity() -> dict[str, Any]:
     }
 
 
-def _wrap(model: Any, half: bool) -> Any:
-    """``(images fp32, band fp32) -> logits fp32`` with the fp16 casts inside the compiled graph."""
-    import torch
-
-    class _Wrapper(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, images: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
-            if half:
-                images = images.half()
-            return self.model(images, band).float()
-
-    return _Wrapper().eval()
-
-
 def build_tensorrt(
     model: Any,
     output: str | Path,
@@ -130,7 +119,7 @@ def build_tensorrt(
     module = copy.deepcopy(model).to(device).eval()
     if half:
         module = module.half()
-    wrapped = _wrap(module, half)
+    wrapped = fp32_io_wrapper(module, half)
     example = [torch.rand(1, 3, h, w, device=device), torch.tensor([0.2, 0.7], device=device)]
     output = Path(output)
     LOGGER.warning("building engine (expected several minutes on Jetson), cache: %s", output)
@@ -188,13 +177,9 @@ class TensorRTBackend(Backend):
         self._band_cache: tuple[bytes, Any] | None = None
 
     def _expected(self) -> dict[str, Any]:
-        identity = engine_identity()
-        spec = self.spec
+        identity = engine_identity()  # first: a missing torch_tensorrt is reported before hashing
         return {
-            "format": "tensorrt",
-            "precision": spec.precision,
-            "input_size": list(spec.input_size),
-            "model_hash": None if spec.checkpoint is None else model_hash(spec.checkpoint, spec.backbone),
+            **self._artefact_identity("tensorrt"),
             "tensorrt_version": identity["tensorrt_version"],
             "gpu": identity["gpu"],
         }

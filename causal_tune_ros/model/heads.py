@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.model.head_checks import check_dropout, check_feature_grids, check_positive_ints
 from causal_tune_ros.model.mask2former_head import Mask2FormerHead
 
 __all__ = ["HEADS", "LightHead", "build_head"]
@@ -75,18 +76,18 @@ class LightHead(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("num_classes", num_classes),
-            ("num_inputs", num_inputs),
-            ("channels", channels),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"LightHead {name} must be a positive integer, got {value!r}")
+        check_positive_ints(
+            "LightHead",
+            (
+                ("in_channels", in_channels),
+                ("num_classes", num_classes),
+                ("num_inputs", num_inputs),
+                ("channels", channels),
+            ),
+        )
         if norm not in _NORMS:
             raise ConfigError(f"LightHead norm must be one of {', '.join(_NORMS)}, got {norm!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ConfigError(f"LightHead dropout must be in [0, 1), got {dropout!r}")
+        check_dropout("LightHead", dropout)
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.num_inputs = num_inputs
@@ -127,15 +128,7 @@ class LightHead(nn.Module):
         Raises:
             ValueError: For the wrong number of features or mismatched / wrongly sized grids.
         """
-        if len(features) != self.num_inputs:
-            raise ValueError(f"LightHead expects {self.num_inputs} feature grids, got {len(features)}")
-        shape = features[0].shape
-        for f in features:
-            if f.ndim != 4 or f.shape[1] != self.in_channels or f.shape != shape:
-                raise ValueError(
-                    f"LightHead needs {self.num_inputs} grids of equal shape (B, {self.in_channels}, h, w), "
-                    f"got {[tuple(t.shape) for t in features]}"
-                )
+        check_feature_grids("LightHead", features, self.num_inputs, self.in_channels)
         x = torch.cat([proj(f) for proj, f in zip(self.projections, features, strict=True)], dim=1)
         x = self.classifier(self.dropout(self.fuse(x)))
         return F.interpolate(

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.model.head_checks import check_dropout, check_feature_grids, check_positive_ints
 
 __all__ = ["EVAL_OUTPUTS", "NUM_FEATURE_LEVELS", "Mask2FormerHead", "sine_position_embedding"]
 
@@ -281,24 +282,24 @@ class Mask2FormerHead(nn.Module):
         eval_output: str = "scores",
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("num_classes", num_classes),
-            ("num_queries", num_queries),
-            ("hidden_dim", hidden_dim),
-            ("num_decoder_layers", num_decoder_layers),
-            ("num_heads", num_heads),
-            ("dim_feedforward", dim_feedforward),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"Mask2FormerHead {name} must be a positive integer, got {value!r}")
+        check_positive_ints(
+            "Mask2FormerHead",
+            (
+                ("in_channels", in_channels),
+                ("num_classes", num_classes),
+                ("num_queries", num_queries),
+                ("hidden_dim", hidden_dim),
+                ("num_decoder_layers", num_decoder_layers),
+                ("num_heads", num_heads),
+                ("dim_feedforward", dim_feedforward),
+            ),
+        )
         if hidden_dim % 4 or hidden_dim % num_heads:
             raise ConfigError(
                 f"Mask2FormerHead hidden_dim ({hidden_dim}) must be a multiple of 4 (sine positions) and of "
                 f"num_heads ({num_heads})"
             )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ConfigError(f"Mask2FormerHead dropout must be in [0, 1), got {dropout!r}")
+        check_dropout("Mask2FormerHead", dropout)
         if eval_output not in EVAL_OUTPUTS:
             raise ConfigError(
                 f"Mask2FormerHead eval_output must be one of {', '.join(EVAL_OUTPUTS)}, got {eval_output!r}"
@@ -345,15 +346,7 @@ class Mask2FormerHead(nn.Module):
         }
 
     def _check(self, features: Sequence[torch.Tensor]) -> None:
-        if len(features) != self.num_inputs:
-            raise ValueError(f"Mask2FormerHead expects {self.num_inputs} feature grids, got {len(features)}")
-        shape = features[0].shape
-        for f in features:
-            if f.ndim != 4 or f.shape[1] != self.in_channels or f.shape != shape:
-                raise ValueError(
-                    f"Mask2FormerHead needs {self.num_inputs} grids of equal shape "
-                    f"(B, {self.in_channels}, h, w), got {[tuple(t.shape) for t in features]}"
-                )
+        check_feature_grids("Mask2FormerHead", features, self.num_inputs, self.in_channels)
 
     def forward(
         self, features: Sequence[torch.Tensor], out_size: tuple[int, int]

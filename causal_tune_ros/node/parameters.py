@@ -116,6 +116,10 @@ _AUTO_KNOBS: tuple[ParamSpec, ...] = (
 def parameter_specs() -> tuple[ParamSpec, ...]:
     """The full, ordered parameter table (band defaults come from ``config/weather_bands.yaml``)."""
     presets = load_band_presets()
+    # Both network input sides: 0 (backend default) or a whole number of ViT patches, restart only.
+    input_side: dict[str, Any] = dict(
+        constraints="0 or a multiple of 14", low=0, high=4088, step=14, live=False, unit="px"
+    )
     specs: list[ParamSpec] = [
         # --- input -------------------------------------------------------------------------------------
         ParamSpec(
@@ -192,23 +196,13 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
             0,
             "Network input height; 0 = the backend default (518). Images are resized to the network "
             "input and outputs scaled back to the camera resolution.",
-            constraints="0 or a multiple of 14",
-            low=0,
-            high=4088,
-            step=14,
-            live=False,
-            unit="px",
+            **input_side,
         ),
         ParamSpec(
             "model.input_width",
             0,
             "Network input width; 0 = the backend default (1036).",
-            constraints="0 or a multiple of 14",
-            low=0,
-            high=4088,
-            step=14,
-            live=False,
-            unit="px",
+            **input_side,
         ),
         ParamSpec(
             "engine.cache_dir",

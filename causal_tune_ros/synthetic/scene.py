@@ -323,6 +323,10 @@ def _build_ground(b: _Builder, road: tuple[float, float], sides: list[_Side], fa
         (0.62, 0.6, 0.57) if rng.random() < 0.6 else (0.62, 0.52, 0.47), 0.05
     )  # grey concrete or reddish pavers
     curb_col = b.jitter((0.66, 0.66, 0.64), 0.03)
+
+    def grass_strip(y0: float, y1: float, z: float) -> None:  # verge and yard: the same terrain
+        b.add(_ground_quad(x0, x1, y0, y1, z), TERRAIN, grass, L_GROUND, fine=0.12, coarse=0.2, snow=1.0)
+
     for s in sides:
         h = s.curb_h
         # Curb: top strip and the vertical face towards the road (sidewalk class, as Cityscapes labels curbs).
@@ -330,15 +334,7 @@ def _build_ground(b: _Builder, road: tuple[float, float], sides: list[_Side], fa
         face = np.array([[x0, s.edge, 0.0], [x1, s.edge, 0.0], [x1, s.edge, h], [x0, s.edge, h]])
         b.add(face, SIDEWALK, curb_col * 0.85, L_MARKING, normal=np.array([0.0, -s.sign, 0.0]), fine=0.05)
         if s.verge > 0:
-            b.add(
-                _ground_quad(x0, x1, s.y(0.25), s.y(0.25 + s.verge), h),
-                TERRAIN,
-                grass,
-                L_GROUND,
-                fine=0.12,
-                coarse=0.2,
-                snow=1.0,
-            )
+            grass_strip(s.y(0.25), s.y(0.25 + s.verge), h)
         a, c = s.walk
         b.add(
             _ground_quad(x0, x1, s.y(a), s.y(c), h),
@@ -350,15 +346,7 @@ def _build_ground(b: _Builder, road: tuple[float, float], sides: list[_Side], fa
             snow=0.95,
         )
         if s.yard > 0:
-            b.add(
-                _ground_quad(x0, x1, s.y(c), s.y(c + s.yard), h),
-                TERRAIN,
-                grass,
-                L_GROUND,
-                fine=0.12,
-                coarse=0.2,
-                snow=1.0,
-            )
+            grass_strip(s.y(c), s.y(c + s.yard), h)
 
 
 def _build_markings(
@@ -1097,26 +1085,14 @@ def _vehicle(
         for ly, n in ((width / 2 + 0.01, left), (-width / 2 - 0.01, -left)):
             band = side_quad(ly, -length / 2 + 0.4, length / 2 - 0.5, 1.25, height - 0.35)
             b.add(band, cls, glass, L_OBJECT, dist, normal=n, shade=False, **kw)
-        b.add(
-            face_quad(length / 2 + 0.01, -width / 2 + 0.1, width / 2 - 0.1, 1.1, height - 0.25),
-            cls,
-            glass,
-            L_OBJECT,
-            dist,
-            normal=fwd,
-            shade=False,
-            **kw,
-        )
-        b.add(
-            face_quad(-length / 2 - 0.01, -width / 2 + 0.3, width / 2 - 0.3, 1.8, height - 0.35)[::-1],
-            cls,
-            glass,
-            L_OBJECT,
-            dist,
-            normal=-fwd,
-            shade=False,
-            **kw,
-        )
+        for quad, n in (  # windscreen, then rear window (reversed: it faces backwards)
+            (face_quad(length / 2 + 0.01, -width / 2 + 0.1, width / 2 - 0.1, 1.1, height - 0.25), fwd),
+            (
+                face_quad(-length / 2 - 0.01, -width / 2 + 0.3, width / 2 - 0.3, 1.8, height - 0.35)[::-1],
+                -fwd,
+            ),
+        ):
+            b.add(quad, cls, glass, L_OBJECT, dist, normal=n, shade=False, **kw)
     # Wheel discs on the sides.
     for ax, r in axles:
         for ly, n in ((width / 2 + 0.01, left), (-width / 2 - 0.01, -left)):
@@ -1162,26 +1138,11 @@ def _vehicle(
             pos = _local_to_world(x, y, heading, np.array([[length / 2 + 0.05, yy, zl - 0.13]]))[0]
             b.lights.append(Light(pos, np.array([1.0, 0.95, 0.85]), 8.0, direction=fwd, cone=0.93))
     plate_col = np.array([0.85, 0.85, 0.82])
-    b.add(
-        face_quad(-length / 2 - 0.012, -0.26, 0.26, 0.45, 0.56)[::-1],
-        cls,
-        plate_col,
-        L_OBJECT,
-        dist,
-        normal=-fwd,
-        shade=False,
-        **kw,
-    )
-    b.add(
-        face_quad(length / 2 + 0.012, -0.26, 0.26, 0.35, 0.46),
-        cls,
-        plate_col,
-        L_OBJECT,
-        dist,
-        normal=fwd,
-        shade=False,
-        **kw,
-    )
+    for quad, n in (  # rear plate (reversed: it faces backwards), then front plate
+        (face_quad(-length / 2 - 0.012, -0.26, 0.26, 0.45, 0.56)[::-1], -fwd),
+        (face_quad(length / 2 + 0.012, -0.26, 0.26, 0.35, 0.46), fwd),
+    ):
+        b.add(quad, cls, plate_col, L_OBJECT, dist, normal=n, shade=False, **kw)
 
 
 # --------------------------------------------------------------------------------------------- scene

@@ -14,10 +14,9 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from training_support import H, W, synthetic_train, tiny_model
 
 from causal_tune_ros import cli
-
-H, W = 56, 112
 
 
 def _free_port() -> int:
@@ -44,19 +43,9 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _config(out: Path) -> dict:
     return {
-        "model": {
-            "backbone": {"arch": "custom", "overrides": {"embed_dim": 32, "depth": 2, "num_heads": 2}},
-            "tuner": {"num_tokens": 8, "rank": 4},
-            "head": {"options": {"channels": 32}},  # BatchNorm: its statistics must agree across ranks too
-        },
+        "model": tiny_model(),  # the head uses BatchNorm: its statistics must agree across ranks too
         "data": {
-            "train": {
-                "name": "synthetic",
-                "num_samples": 12,
-                "conditions": ["clear"],
-                "height": H,
-                "width": W,
-            },
+            "train": synthetic_train(12),
             # 5 samples over 2 ranks: an uneven shard, still every sample counted once.
             "val": {"name": "synthetic", "split": "val", "num_samples": 5, "height": H, "width": W},
             "cache": True,

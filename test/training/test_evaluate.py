@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from training_support import H, W, tiny_model
 
 from causal_tune_ros import cli
 from causal_tune_ros.band import Band
@@ -33,29 +33,14 @@ from causal_tune_ros.training.evaluate import (
 )
 from causal_tune_ros.training.trainer import build_model
 
-H, W = 56, 112
 NAMES = load_classes().names
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
-    cfg = config_from_dict(
-        {
-            "model": {
-                "backbone": {"arch": "custom", "overrides": {"embed_dim": 32, "depth": 2, "num_heads": 2}},
-                "tuner": {"num_tokens": 8, "rank": 4},
-                "head": {"options": {"channels": 32}},
-            }
-        }
-    )
+    cfg = config_from_dict({"model": tiny_model()})
     m = build_model(cfg.model, len(NAMES), seed=0).eval()
     with torch.no_grad():
         # A visible refinement, so that band settings change the output (init is 1e-3: nearly the backbone).

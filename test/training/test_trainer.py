@@ -4,7 +4,6 @@ only the trainable parameters."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from training_support import H, W, synthetic_train, tiny_model
 
 from causal_tune_ros import cli
 from causal_tune_ros.errors import CheckpointError, ConfigError
@@ -29,34 +29,15 @@ from causal_tune_ros.training.trainer import (
     trainable_state,
 )
 
-H, W = 56, 112
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # The CI machine has 2 shared cores; tiny models run faster without intra-op threads fighting.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_doc(out: Path, **sections: dict[str, Any]) -> dict[str, Any]:
     """A tiny, fast, deterministic training config (sections are merged over the defaults)."""
     doc: dict[str, Any] = {
-        "model": {
-            "backbone": {"arch": "custom", "overrides": {"embed_dim": 32, "depth": 2, "num_heads": 2}},
-            "tuner": {"num_tokens": 8, "rank": 4},
-            "head": {"options": {"channels": 32}},
-        },
+        "model": tiny_model(),
         "data": {
-            "train": {
-                "name": "synthetic",
-                "num_samples": 24,
-                "conditions": ["clear"],
-                "height": H,
-                "width": W,
-            },
+            "train": synthetic_train(24),
             "val": {
                 "name": "synthetic",
                 "split": "val",
@@ -169,13 +150,7 @@ def test_run_folder_holds_model_checkpoint_and_metrics(trained: Trained) -> None
 def test_resume_continues_the_same_schedule(tmp_path: Path) -> None:
     sections = {
         "data": {
-            "train": {
-                "name": "synthetic",
-                "num_samples": 12,
-                "conditions": ["clear"],
-                "height": H,
-                "width": W,
-            },
+            "train": synthetic_train(12),
             "val": None,
             "cache": True,
         },
