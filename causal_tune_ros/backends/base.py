@@ -19,7 +19,7 @@ import numpy as np
 
 from causal_tune_ros.backends.cache import model_hash
 from causal_tune_ros.band import Band
-from causal_tune_ros.errors import BackendError, ConfigError
+from causal_tune_ros.errors import BackendError, CausalTuneError, ConfigError
 
 LOGGER = logging.getLogger("causal_tune_ros.backends")
 
@@ -320,3 +320,19 @@ class Backend(abc.ABC):
     def __repr__(self) -> str:
         h, w = self.input_size
         return f"{type(self).__name__}({self.spec.device}, {self.spec.precision}, {h}x{w})"
+
+
+def recorded_input_size(checkpoint: str | Path | None) -> tuple[int, int] | None:
+    """The network input size a checkpoint records, or ``None`` (no checkpoint, no record, unreadable).
+
+    Never raises: a missing or broken file is reported, with its reason, when the backend loads it.
+    Imports the model code lazily, so an onnxruntime-only install without torch still imports this.
+    """
+    if not checkpoint:
+        return None
+    try:
+        from causal_tune_ros.model.checkpoint import recorded_input_size as read_size
+
+        return read_size(checkpoint)
+    except (ImportError, CausalTuneError):
+        return None

@@ -254,6 +254,23 @@ def _build_embedded_backbone(path: Path, recorded: Mapping[str, Any]) -> nn.Modu
         raise CheckpointError(f"{path}: cannot rebuild the embedded backbone from its config: {exc}") from exc
 
 
+def recorded_input_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The network input ``(H, W)`` a checkpoint says it was trained or validated at, if it says so.
+
+    Read from the free-form metadata (``user.input_size``, written by ``causal-tune train``) and rounded
+    to the nearest multiple of the backbone's patch size, so the paper's 512 gives 518.
+
+    Raises:
+        CheckpointError: If the file is missing or is not a checkpoint.
+    """
+    meta = read_checkpoint_metadata(path)
+    size = (meta.get("user") or {}).get("input_size")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2):
+        return None
+    patch = int((meta.get("backbone") or {}).get("patch_size", 14) or 14)
+    return tuple(max(patch, round(int(side) / patch) * patch) for side in size)  # type: ignore[return-value]
+
+
 def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = None) -> CausalTuneSegmenter:
     """Rebuild a :class:`CausalTuneSegmenter` from a checkpoint.
 

@@ -194,14 +194,14 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ParamSpec(
             "model.input_height",
             0,
-            "Network input height; 0 = the backend default (518). Images are resized to the network "
-            "input and outputs scaled back to the camera resolution.",
+            "Network input height; 0 = the size recorded in the checkpoint, else 518. Images are resized "
+            "to the network input and outputs scaled back to the camera resolution.",
             **input_side,
         ),
         ParamSpec(
             "model.input_width",
             0,
-            "Network input width; 0 = the backend default (1036).",
+            "Network input width; 0 = the size recorded in the checkpoint, else 1036.",
             **input_side,
         ),
         ParamSpec(

@@ -113,17 +113,6 @@ def default_checkpoint() -> Path:
     return data_path(*DEMO_MODEL)
 
 
-def recorded_input_size(checkpoint: Path) -> tuple[int, int] | None:
-    """The network input size a checkpoint records (``user.input_size``), if any."""
-    from causal_tune_ros.model.checkpoint import read_checkpoint_metadata
-
-    user = read_checkpoint_metadata(checkpoint).get("user") or {}
-    size = user.get("input_size")
-    if isinstance(size, (list, tuple)) and len(size) == 2:
-        return int(size[0]), int(size[1])
-    return None
-
-
 def build_pipeline(
     checkpoint: str | Path | None = None,
     backbone: str | Path | None = None,
@@ -159,6 +148,7 @@ def build_pipeline(
         BackendSpec,
         load_backend_with_fallback,
         parse_size,
+        recorded_input_size,
     )
     from causal_tune_ros.classes import load_classes
     from causal_tune_ros.pipeline import SegmentationPipeline

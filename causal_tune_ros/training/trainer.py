@@ -528,6 +528,8 @@ class Trainer:
             "train_data": self.cfg.data.train.describe(),
             "backbone_weights": self.cfg.model.backbone.weights,
             "train_config": self.cfg.to_dict(),
+            # The size deployments should run at unless told otherwise (node, replay, export defaults).
+            "input_size": list(_val_input_size(self.cfg) or self.cfg.augment.crop_size),
         }
 
     def _load_state(self, folder: Path) -> None:

@@ -127,6 +127,7 @@ def test_run_folder_holds_model_checkpoint_and_metrics(trained: Trained) -> None
     assert meta["train_band"] == [0.2, 0.7]
     assert meta["backbone"]["embedded"] is True  # random-init backbone travels with the checkpoint
     assert meta["user"]["step"] == 30
+    assert meta["user"]["input_size"] == [H, W]  # deployments (node, replay) default to this size
     # The saved model is the trained one: same logits.
     loaded = load_checkpoint(final)
     images = torch.rand(1, 3, H, W)
