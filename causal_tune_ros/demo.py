@@ -183,13 +183,12 @@ class DemoResult:
 
 
 def _model_description(checkpoint: Path) -> tuple[str, tuple[int, int] | None]:
-    from causal_tune_ros.model.checkpoint import read_checkpoint_metadata
+    from causal_tune_ros.model.checkpoint import read_checkpoint_metadata, recorded_input_size
 
     meta = read_checkpoint_metadata(checkpoint)
     user = meta.get("user") or {}
-    size = user.get("input_size")
     description = str(user.get("description") or f"{meta.get('backbone', {}).get('arch', '?')} model")
-    return description, (int(size[0]), int(size[1])) if size else None
+    return description, recorded_input_size(checkpoint)
 
 
 def _confusion(num_classes: int) -> Any:
