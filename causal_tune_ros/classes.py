@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +15,8 @@ from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.resources import config_path
 
 IGNORE_ID = 255
+#: Largest class file read (a class list is a few kilobytes; the name can come from any ROS peer).
+MAX_CLASS_FILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -73,20 +77,58 @@ def _default_classes() -> ClassSet:
     return _load(config_path("classes.yaml"))
 
 
-def _load(path: Path) -> ClassSet:
+def _read_regular_file(path: Path, limit: int) -> str:
+    """The UTF-8 text of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    The file is opened non-blocking and checked on the open descriptor, so a FIFO, a device such as
+    ``/dev/zero`` or a file swapped in between never stalls or exhausts the caller. Errors never quote
+    the file's contents.
+
+    Raises:
+        ConfigError: If it cannot be opened, is not a regular file, is too large or is not UTF-8.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read class file {path}: {exc}") from exc
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ConfigError(f"cannot open class file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"class file {path} is not a regular file")
+        if info.st_size > limit:
+            raise ConfigError(f"class file {path} is larger than {limit} bytes")
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read class file {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise ConfigError(f"class file {path} is larger than {limit} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"class file {path} is not UTF-8 text") from None
+
+
+def _load(path: Path) -> ClassSet:
+    text = _read_regular_file(path, MAX_CLASS_FILE_BYTES)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"class file {path} is not valid YAML{where}") from None
+    # Messages below describe the expected layout only: the file may hold anything (never echo it).
+    expected = f"{path}: expected 'classes: [{{name, color: [r, g, b]}}, ...]' and an optional ignore_id"
     try:
         entries = doc["classes"]
         names = tuple(str(e["name"]) for e in entries)
         colors = np.array([e["color"] for e in entries], dtype=np.int64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: expected 'classes: [{{name, color: [r, g, b]}}, ...]' ({exc})") from exc
+        ignore_id = int(doc.get("ignore_id", IGNORE_ID))
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        raise ConfigError(expected) from None
     if not names or colors.shape != (len(names), 3) or colors.min() < 0 or colors.max() > 255:
         raise ConfigError(f"{path}: every class needs a name and an RGB colour in 0..255")
-    ignore_id = int(doc.get("ignore_id", IGNORE_ID))
     if len(names) > 254 or ignore_id < len(names):
         raise ConfigError(f"{path}: at most 254 classes and ignore_id ({ignore_id}) above the last train id")
     return ClassSet(names=names, colors=colors.astype(np.uint8), ignore_id=ignore_id)

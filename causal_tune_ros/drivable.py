@@ -297,8 +297,10 @@ def _check_intrinsics(K: np.ndarray) -> np.ndarray:
     K = np.asarray(K, dtype=np.float64)
     if K.shape == (9,):
         K = K.reshape(3, 3)  # CameraInfo.k is a flat 9-array
-    if K.shape != (3, 3) or not np.all(np.isfinite(K)):
-        raise ConfigError(f"camera matrix K must be a finite 3x3 matrix, got shape {K.shape}")
+    if K.shape != (3, 3):
+        raise ConfigError(f"camera matrix K must be a 3x3 matrix, got shape {K.shape}")
+    if not np.all(np.isfinite(K)):
+        raise ConfigError("camera matrix K has NaN or infinite entries")
     if K[0, 0] <= 0 or K[1, 1] <= 0 or abs(K[2, 2] - 1.0) > 1e-6 or np.any(K[2, :2] != 0):
         raise ConfigError(
             f"camera matrix K is not a pinhole intrinsic matrix (fx, fy > 0, last row 0 0 1): {K}"

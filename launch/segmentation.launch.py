@@ -3,15 +3,25 @@
     ros2 launch causal_tune_ros segmentation.launch.py camera:=/front/image_raw
     ros2 launch causal_tune_ros segmentation.launch.py camera:=/front/image_raw transport:=compressed \
         params_file:=/path/to/my.yaml use_sim_time:=true rviz:=true namespace:=front
+    ros2 launch causal_tune_ros segmentation.launch.py lifecycle:=true   # managed node, driven to active
+
+Works the same on ROS 2 Humble and Jazzy.
 
 Arguments:
     camera: Raw image topic. The node subscribes to it (transport raw) or to ``<camera>/compressed``
         (transport compressed), and to ``camera_info`` beside it (``<camera dir>/camera_info``).
+        A relative name resolves in ``namespace``.
     transport: raw | compressed (sets the ``input_transport`` parameter).
     params_file: Parameter YAML (default: the package's config/segmentation.yaml).
     use_sim_time: Follow /clock, e.g. for ``ros2 bag play --clock``.
-    rviz: Also start RViz with config/rviz/segmentation.rviz.
-    namespace: Namespace for the node (its outputs become /<namespace>/segmentation_node/...).
+    rviz: Also start RViz (needs the rviz2 package, which the package does not depend on) with
+        config/rviz/segmentation.rviz, its topics rewritten for ``camera``, ``namespace`` and
+        ``node_name``.
+    namespace: Namespace for the node (its outputs become /<namespace>/<node_name>/...).
+    node_name: Name of the node (default segmentation_node; the params file's ``/**/segmentation_node``
+        key only matches that name).
+    lifecycle: Start the managed node (lifecycle_segmentation_node) instead and drive it through
+        configure and activate with launch's lifecycle events.
     weather_topic: Topic of std_msgs/String conditions, used when weather.mode is 'topic'.
     fastdds_profile: Fast DDS XML profile for the launched processes: ``auto`` (default) uses the
         package's config/fastdds_large_images.xml unless FASTRTPS_DEFAULT_PROFILES_FILE is already set,
@@ -21,51 +31,101 @@ Arguments:
 """
 
 import os
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.conditions import IfCondition
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
 
+from causal_tune_ros.node.launch_support import camera_remappings, rviz_config_text
 from launch import LaunchDescription
 
 PACKAGE = "causal_tune_ros"
 
 
-def _camera_info_topic(camera: str) -> str:
-    """``/front/image_raw`` -> ``/front/camera_info``; ``/image_raw`` -> ``/camera_info``."""
-    head, _, _ = camera.rstrip("/").rpartition("/")
-    return f"{head}/camera_info" if head or camera.startswith("/") else "camera_info"
+def _flag(context, name: str) -> bool:
+    return LaunchConfiguration(name).perform(context).strip().lower() == "true"
 
 
-def _node(context, *args, **kwargs):
+def _node(context, *args, **kwargs) -> list:
+    """The segmentation node; with ``lifecycle:=true`` the managed one plus configure/activate events."""
     camera = LaunchConfiguration("camera").perform(context)
     transport = LaunchConfiguration("transport").perform(context)
     if transport not in ("raw", "compressed"):
         raise RuntimeError(f"transport must be raw or compressed, got {transport!r}")
-    remappings = [
-        ("image", camera),
-        ("image/compressed", f"{camera.rstrip('/')}/compressed"),
-        ("camera_info", _camera_info_topic(camera)),
-        ("weather", LaunchConfiguration("weather_topic").perform(context)),
-    ]
+    common = dict(
+        package=PACKAGE,
+        name=LaunchConfiguration("node_name").perform(context),
+        namespace=LaunchConfiguration("namespace").perform(context),
+        output="screen",
+        emulate_tty=True,
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {"input_transport": transport, "use_sim_time": _flag(context, "use_sim_time")},
+        ],
+        remappings=camera_remappings(camera, LaunchConfiguration("weather_topic").perform(context)),
+    )
+    if not _flag(context, "lifecycle"):
+        return [Node(executable="segmentation_node", **common)]
+    node = LifecycleNode(executable="lifecycle_segmentation_node", **common)
+    configure = EmitEvent(
+        event=ChangeState(
+            lifecycle_node_matcher=matches_action(node), transition_id=Transition.TRANSITION_CONFIGURE
+        )
+    )
+    # Activate once configure has succeeded (configuring -> inactive), not after a later deactivate.
+    activate = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(node),
+                        transition_id=Transition.TRANSITION_ACTIVATE,
+                    )
+                )
+            ],
+        )
+    )
+    return [node, activate, configure]
+
+
+def _rviz(context, *args, **kwargs) -> list:
+    """RViz with the package layout, its topics rewritten for this launch's camera, namespace and node."""
+    if not _flag(context, "rviz"):
+        return []
+    share = get_package_share_directory(PACKAGE)
+    with open(os.path.join(share, "config", "rviz", "segmentation.rviz"), encoding="utf-8") as f:
+        text = rviz_config_text(
+            f.read(),
+            camera=LaunchConfiguration("camera").perform(context),
+            namespace=LaunchConfiguration("namespace").perform(context),
+            node_name=LaunchConfiguration("node_name").perform(context),
+        )
+    fd, path = tempfile.mkstemp(prefix="causal_tune_", suffix=".rviz")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
     return [
         Node(
-            package=PACKAGE,
-            executable="segmentation_node",
-            name="segmentation_node",
-            namespace=LaunchConfiguration("namespace"),
-            output="screen",
-            emulate_tty=True,
-            parameters=[
-                LaunchConfiguration("params_file"),
-                {
-                    "input_transport": transport,
-                    "use_sim_time": LaunchConfiguration("use_sim_time").perform(context).lower() == "true",
-                },
-            ],
-            remappings=remappings,
+            package="rviz2",
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", path],
+            parameters=[{"use_sim_time": _flag(context, "use_sim_time")}],
+            output="log",
         )
     ]
 
@@ -86,6 +146,7 @@ def _fastdds_profile(context, *args, **kwargs) -> list:
 def generate_launch_description() -> LaunchDescription:
     """The node, its arguments and (optionally) RViz."""
     share = get_package_share_directory(PACKAGE)
+    true_false = ["true", "false"]
     return LaunchDescription(
         [
             DeclareLaunchArgument("camera", default_value="/camera/image_raw", description="raw image topic"),
@@ -98,12 +159,19 @@ def generate_launch_description() -> LaunchDescription:
                 description="parameter YAML for the node",
             ),
             DeclareLaunchArgument(
-                "use_sim_time", default_value="false", choices=["true", "false"], description="use /clock"
+                "use_sim_time", default_value="false", choices=true_false, description="use /clock"
             ),
             DeclareLaunchArgument(
-                "rviz", default_value="false", choices=["true", "false"], description="start RViz"
+                "rviz", default_value="false", choices=true_false, description="start RViz (needs rviz2)"
             ),
             DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+            DeclareLaunchArgument("node_name", default_value="segmentation_node", description="node name"),
+            DeclareLaunchArgument(
+                "lifecycle",
+                default_value="false",
+                choices=true_false,
+                description="start the managed node and drive it to active",
+            ),
             DeclareLaunchArgument(
                 "weather_topic", default_value="weather", description="weather condition topic"
             ),
@@ -112,14 +180,6 @@ def generate_launch_description() -> LaunchDescription:
             ),
             OpaqueFunction(function=_fastdds_profile),
             OpaqueFunction(function=_node),
-            Node(
-                package="rviz2",
-                executable="rviz2",
-                name="rviz2",
-                arguments=["-d", os.path.join(share, "config", "rviz", "segmentation.rviz")],
-                parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
-                condition=IfCondition(LaunchConfiguration("rviz")),
-                output="log",
-            ),
+            OpaqueFunction(function=_rviz),
         ]
     )

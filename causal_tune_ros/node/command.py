@@ -21,6 +21,7 @@ Topics and parameters: docs/ros_interface.md.
 
 options:
   --lifecycle  start the managed (lifecycle) node; it waits for configure/activate
+               (ros2 lifecycle set), or add --ros-args -p autostart:=true to start it active
   -h, --help   show this help and exit
 """
 

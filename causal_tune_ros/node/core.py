@@ -1,9 +1,13 @@
 """What the segmentation node does, independent of whether its rclpy node is plain or managed.
 
 :class:`SegmentationCore` is attached to an rclpy ``Node`` (or ``LifecycleNode``) and follows the
-lifecycle vocabulary: ``configure`` loads the model, ``activate`` creates publishers, subscriptions, the
-diagnostics timer and the worker, ``deactivate`` undoes that, ``cleanup`` frees the model. The plain node
-runs configure + activate in its constructor.
+lifecycle vocabulary: ``configure`` loads the model and creates the publishers (lifecycle publishers on a
+managed node) and the diagnostics timer, ``activate`` creates the subscriptions and the worker,
+``deactivate`` undoes that, ``cleanup`` frees the model and the publishers. The plain node runs
+configure + activate in its constructor.
+
+One code path serves ROS 2 Humble and Jazzy: rclpy API that Humble lacks (the post-set parameter
+callback) is feature-detected, see :meth:`SegmentationCore._register_parameter_callbacks`.
 
 Data flow (one way): image callback -> :class:`~causal_tune_ros.node.worker.LatestSlot` (only the newest
 message waits) -> worker thread: message -> RGB (imaging) -> condition -> band -> pipeline -> messages.
@@ -33,7 +37,7 @@ from causal_tune_ros.errors import (
     ImageConversionError,
 )
 from causal_tune_ros.imaging import compressed_to_rgb, image_to_rgb
-from causal_tune_ros.node.diagnostics import ErrorThrottle, NodeStats, build_status
+from causal_tune_ros.node.diagnostics import ErrorThrottle, NodeStats, build_status, clip_text
 from causal_tune_ros.node.ground import GroundPoseSource
 from causal_tune_ros.node.model_loading import RosLogHandler, backend_spec
 from causal_tune_ros.node.outputs import Outputs, confidence_image, occupancy_grid, sensor_qos
@@ -52,6 +56,8 @@ from causal_tune_ros.pipeline import SegmentationPipeline
 
 #: Seconds between two log lines of the same error kind.
 ERROR_LOG_PERIOD_S = 5.0
+#: Characters of an unexpected exception's traceback that reach the log.
+TRACEBACK_LIMIT = 8000
 
 
 class SegmentationCore:
@@ -97,8 +103,22 @@ class SegmentationCore:
         if package_logger.level == logging.NOTSET:
             package_logger.setLevel(logging.INFO)  # engine-build progress is logged at INFO
         package_logger.addHandler(self._log_handler)
-        node.add_on_set_parameters_callback(self._validate_parameters)
-        node.add_post_set_parameters_callback(self._apply_parameters)
+        self._register_parameter_callbacks(node)
+
+    def _register_parameter_callbacks(self, node: Any) -> None:
+        """Validate parameter changes before they are set and apply them once they are.
+
+        rclpy from Iron on (Jazzy) has a post-set callback; Humble's rclpy has only the on-set one, which
+        runs before the values are stored. There the change is validated and, if accepted, applied in the
+        same callback: rclpy checks ranges before calling it and stores the values right after it
+        succeeds, and the node reads values from its own copy, so both paths end in the same state.
+        """
+        post_set = getattr(node, "add_post_set_parameters_callback", None)
+        if post_set is not None:
+            node.add_on_set_parameters_callback(self._validate_parameters)
+            post_set(self._apply_parameters)
+        else:
+            node.add_on_set_parameters_callback(self._validate_and_apply_parameters)
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -136,11 +156,16 @@ class SegmentationCore:
             f"model ready: {info['name']} on {info['device']} ({info['precision']}), input "
             f"{info['input_size'][0]}x{info['input_size'][1]}, {info['num_classes']} classes"
         )
+        # Publishers exist from configure on (lifecycle publishers send only while active); the latched
+        # ~/weather and /diagnostics report while inactive too.
+        self.outputs = Outputs(self.node, s.output_reliability, s.qos_depth)
+        self._timer = self.node.create_timer(s.diagnostics_period, self.publish_diagnostics)
+        self._published_condition = None
+        self._publish_condition(self.weather.current)
 
     def activate(self) -> None:
-        """Create publishers, subscriptions, the diagnostics timer and the worker thread."""
+        """Create the subscriptions and the worker thread (``configure`` must have run)."""
         s = self.settings
-        self.outputs = Outputs(self.node, s.reliability, s.qos_depth)
         qos = sensor_qos(s.reliability, s.qos_depth)
         if s.input_transport == "compressed":
             image_sub = self.node.create_subscription(
@@ -154,37 +179,35 @@ class SegmentationCore:
         )
         self._subscriptions = [image_sub, info_sub]
         self._sync_weather_subscription(active=True)
-        self._timer = self.node.create_timer(s.diagnostics_period, self.publish_diagnostics)
         self._worker = FrameWorker(self._process, self._on_worker_error)
         self._worker.start()
-        self._published_condition = None
-        self._publish_condition(self.weather.current)
         topic = "image/compressed" if s.input_transport == "compressed" else "image"
         self.log.info(
-            f"listening on {self.node.resolve_topic_name(topic)} ({s.reliability}, depth {s.qos_depth})"
+            f"listening on {self.node.resolve_topic_name(topic)} ({s.reliability}, depth {s.qos_depth}); "
+            f"outputs {s.output_reliability}"
         )
 
     def deactivate(self) -> None:
-        """Stop taking frames: destroy subscriptions, timer and publishers, join the worker."""
+        """Stop taking frames: destroy the subscriptions, join the worker (publishers stay)."""
         for sub in self._subscriptions:
             self.node.destroy_subscription(sub)
         self._subscriptions = []
         if self._weather_sub is not None:
             self.node.destroy_subscription(self._weather_sub)
             self._weather_sub = None
-        if self._timer is not None:
-            self.node.destroy_timer(self._timer)
-            self._timer = None
         if self._worker is not None:
             if not self._worker.stop(timeout=30.0):
                 self.log.warning("worker thread did not stop within 30 s (inference still running)")
             self._worker = None
+
+    def cleanup(self) -> None:
+        """Free the model, the publishers, the diagnostics timer (and the TF listener)."""
+        if self._timer is not None:
+            self.node.destroy_timer(self._timer)
+            self._timer = None
         if self.outputs is not None:
             self.outputs.destroy()
             self.outputs = None
-
-    def cleanup(self) -> None:
-        """Free the model (and the TF listener)."""
         if self.pipeline is not None:
             close = getattr(self.pipeline.backend, "close", None)
             if close is not None:
@@ -323,6 +346,7 @@ class SegmentationCore:
             frame_failed: Whether a frame was lost because of it.
             exc_info: An unexpected exception whose traceback should be logged.
         """
+        message = clip_text(message)  # a peer controls parts of it (e.g. a 1 MB weather string)
         self.stats.record_error(message, frame_failed=frame_failed)
         suppressed = self._throttle.admit(kind)
         if suppressed is None:
@@ -331,7 +355,7 @@ class SegmentationCore:
         if exc_info is not None:
             import traceback
 
-            extra += "\n" + "".join(traceback.format_exception(exc_info))
+            extra += "\n" + clip_text("".join(traceback.format_exception(exc_info)), TRACEBACK_LIMIT)
         self.log.error(message + extra)
 
     def _warn_once(self, kind: str, message: str) -> None:
@@ -365,6 +389,7 @@ class SegmentationCore:
             "band_low": f"{band.low:.4f}",
             "band_high": f"{band.high:.4f}",
             "input_transport": s.input_transport,
+            "state": "active" if self.active else "inactive",
         }
         if self.warnings:
             values["backend_warning"] = "; ".join(self.warnings)
@@ -394,19 +419,16 @@ class SegmentationCore:
     # ------------------------------------------------------------------------------------ parameters
 
     def _validate_parameters(self, params: list[Any]) -> SetParametersResult:
-        """on-set callback: accept a change only if the whole resulting configuration is valid."""
+        """on-set callback: accept a change only if the whole resulting configuration is valid.
+
+        Restart-only parameters are refused first, before any value is looked at or any file (the class
+        list) is opened: any peer on the network can call the parameter service.
+        """
         specs = spec_by_name()
         candidate = dict(self._values)
         for p in params:
             if p.name in specs:
                 candidate[p.name] = plain_value(p.value)
-        try:
-            settings = settings_from_values(candidate)
-            same_file = settings.classes_file == self.settings.classes_file
-            classes = self.classes if same_file else self._load_classes(settings)
-            self._drivable_class_ids(settings, classes)
-        except ConfigError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
         fixed = restart_only_changes(self._values, candidate)
         if fixed and self.configured:
             return SetParametersResult(
@@ -414,7 +436,29 @@ class SegmentationCore:
                 reason=f"{', '.join(fixed)} cannot change while the model is loaded; restart the node "
                 "(lifecycle node: deactivate and clean up first)",
             )
+        try:
+            settings = settings_from_values(candidate)
+            same_file = settings.classes_file == self.settings.classes_file
+            classes = self.classes if same_file else self._load_classes(settings)
+            try:
+                self._drivable_class_ids(settings, classes)
+            except ConfigError:
+                if same_file:
+                    raise
+                # The names come from a file a peer named: do not list them back.
+                raise ConfigError(
+                    f"drivable.classes names a class that {settings.classes_file} does not list"
+                ) from None
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=clip_text(str(exc)))
         return SetParametersResult(successful=True)
+
+    def _validate_and_apply_parameters(self, params: list[Any]) -> SetParametersResult:
+        """on-set callback where rclpy has no post-set callback (Humble): validate, then apply."""
+        result = self._validate_parameters(params)
+        if result.successful:
+            self._apply_parameters(params)
+        return result
 
     def _apply_parameters(self, params: list[Any]) -> None:
         """post-set callback: swap in the new settings; nothing here rebuilds the model."""
@@ -445,7 +489,9 @@ class SegmentationCore:
             if new.diagnostics_period != old.diagnostics_period and self._timer is not None:
                 self.node.destroy_timer(self._timer)
                 self._timer = self.node.create_timer(new.diagnostics_period, self.publish_diagnostics)
-        self.log.info("parameters set: " + ", ".join(f"{n}={self._values[n]!r}" for n in sorted(names)))
+        self.log.info(
+            clip_text("parameters set: " + ", ".join(f"{n}={self._values[n]!r}" for n in sorted(names)))
+        )
 
     def _sync_weather_subscription(self, active: bool) -> None:
         """Subscribe to ``weather`` exactly while active in topic mode."""
@@ -504,6 +550,8 @@ def _intrinsics_for(info: CameraInfo, shape: tuple[int, int]) -> np.ndarray:
         K = np.asarray(info.p, dtype=np.float64).reshape(3, 4)[:, :3].copy()
     if not K.any():
         raise ConfigError("camera_info has neither K nor P set")
+    if not np.isfinite(K).all():
+        raise ConfigError("camera_info K (or P) has NaN or infinite entries")
     height, width = shape
     if info.width and info.height and (info.width, info.height) != (width, height):
         scale = np.diag([width / info.width, height / info.height, 1.0])

@@ -17,6 +17,27 @@ import numpy as np
 
 #: Latency percentiles are taken over this many most recent frames.
 LATENCY_WINDOW = 200
+#: Longest text (characters) that goes into a log line or a diagnostics value.
+TEXT_LIMIT = 500
+
+
+def clip_text(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` cut to at most ``limit`` characters plus a note of how much was cut.
+
+    Messages can carry strings a peer controls (a weather topic string, a parameter value), so
+    everything that reaches the log or ``/diagnostics`` goes through this.
+
+    Args:
+        text: Any text.
+        limit: Characters kept.
+
+    Returns:
+        ``text`` unchanged if short enough, else its head and ``... [N more characters]``.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+
 
 OK, WARN, ERROR = 0, 1, 2
 
@@ -102,7 +123,7 @@ class NodeStats:
             if frame_failed:
                 self.failed += 1
             self._window_errors += 1
-            self.last_error = message
+            self.last_error = clip_text(message)
             self._last_error_time = self.clock()
 
     def snapshot(self, dropped: int) -> StatsSnapshot:
@@ -243,7 +264,7 @@ def build_status(
     status = DiagnosticStatus()
     status.level = bytes([level])
     status.name = name
-    status.message = message
-    status.hardware_id = hardware_id
-    status.values = [KeyValue(key=k, value=v) for k, v in snapshot_values(snap, info)]
+    status.message = clip_text(message)
+    status.hardware_id = clip_text(hardware_id)
+    status.values = [KeyValue(key=k, value=clip_text(v)) for k, v in snapshot_values(snap, info)]
     return status

@@ -3,14 +3,18 @@
 Transitions (driven with ``ros2 lifecycle set`` or the ``<node>/change_state`` service):
 
 ===============  ====================================================================================
-configure        read parameters, load the backend (and build an engine if needed)
-activate         create publishers, subscriptions, the diagnostics timer and the worker; start
-deactivate       stop: destroy subscriptions, publishers and timer, join the worker
-cleanup          free the model; parameters that need a reload can be changed again
+configure        load the backend (and build an engine if needed); create the output publishers
+                 (lifecycle publishers: they send only while active), ``~/weather``, ``/diagnostics``
+                 and the diagnostics timer
+activate         enable the outputs, create the subscriptions and the worker; frames flow
+deactivate       stop: destroy the subscriptions, join the worker, disable the outputs
+cleanup          free the model and the publishers; parameters that need a reload can change again
 shutdown         all of the above
 ===============  ====================================================================================
 
-Model, backend and QoS parameters can only change while unconfigured; everything else is live.
+With the ``autostart`` parameter the node configures and activates itself at start, so that it runs
+without a lifecycle manager or the ``ros2`` CLI. Model, backend and QoS parameters can only change while
+unconfigured; everything else is live.
 """
 
 from __future__ import annotations
@@ -39,10 +43,31 @@ class LifecycleSegmentationNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.core = SegmentationCore(self)
-        self.get_logger().info(
-            f"unconfigured; waiting for configure ({self.get_fully_qualified_name()}/change_state)"
-        )
+        try:
+            self.core = SegmentationCore(self)
+        except BaseException:
+            super().destroy_node()
+            raise
+        if self.core.settings.autostart:
+            self.autostart()
+        else:
+            self.get_logger().info(
+                f"unconfigured; waiting for configure ({self.get_fully_qualified_name()}/change_state)"
+            )
+
+    def autostart(self) -> bool:
+        """Configure and activate now, as a lifecycle manager would.
+
+        Returns:
+            True if the node is active; False if a transition failed (the reason is logged and the node
+            stays where the failure left it, normally unconfigured, still serving lifecycle requests).
+        """
+        for name, trigger in (("configure", self.trigger_configure), ("activate", self.trigger_activate)):
+            if trigger() != TransitionCallbackReturn.SUCCESS:
+                self.get_logger().error(f"autostart: {name} failed; the node stays inactive")
+                return False
+        self.get_logger().info("autostart: configured and active")
+        return True
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model; FAILURE (back to unconfigured) if it cannot be loaded."""
@@ -55,12 +80,14 @@ class LifecycleSegmentationNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start processing frames."""
-        self.core.activate()
-        return super().on_activate(state)
+        """Enable the lifecycle publishers, then start processing frames."""
+        result = super().on_activate(state)
+        if result == TransitionCallbackReturn.SUCCESS:
+            self.core.activate()
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop processing frames (the model stays loaded)."""
+        """Stop processing frames, then disable the lifecycle publishers (the model stays loaded)."""
         self.core.deactivate()
         return super().on_deactivate(state)
 
@@ -85,7 +112,9 @@ class LifecycleSegmentationNode(LifecycleNode):
 
     def destroy_node(self) -> None:
         """Stop the worker, free the model and destroy the node."""
-        self.core.shutdown()
+        core = getattr(self, "core", None)
+        if core is not None:
+            core.shutdown()
         super().destroy_node()
 
 
@@ -99,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         Process exit code.
     """
     return run_node(
-        LifecycleSegmentationNode, None if argv is None else list(argv), "lifecycle_segmentation_node"
+        LifecycleSegmentationNode,
+        None if argv is None else list(argv),
+        "lifecycle_segmentation_node",
+        managed=True,
     )
 
 

@@ -23,7 +23,10 @@ from causal_tune_ros.imaging import numpy_to_image
 
 
 def sensor_qos(reliability: str, depth: int) -> QoSProfile:
-    """Image-stream QoS: keep-last ``depth``, volatile, best effort (sensor data) or reliable.
+    """Image-stream QoS: keep-last ``depth``, volatile, best effort or reliable.
+
+    REP-2003: sensor-data subscriptions use best effort (it matches reliable and best-effort publishers);
+    publishers use reliable (so that both kinds of subscriber receive them).
 
     Args:
         reliability: ``best_effort`` or ``reliable``.
@@ -95,8 +98,12 @@ def occupancy_grid(cells: np.ndarray, grid: GridSpec, frame_id: str, stamp: Any)
 class Outputs:
     """Creates, owns and destroys the node's publishers.
 
+    On a managed node (one with ``create_lifecycle_publisher``) the image and grid outputs are lifecycle
+    publishers: they exist from ``configure`` on but only send while the node is active. ``~/weather``
+    (latched) and ``/diagnostics`` are plain publishers, so they keep reporting while inactive.
+
     Args:
-        node: The rclpy node.
+        node: The rclpy node (plain or managed).
         reliability: ``best_effort`` or ``reliable`` for the image-rate outputs.
         depth: Their history depth.
     """
@@ -104,11 +111,13 @@ class Outputs:
     def __init__(self, node: Any, reliability: str, depth: int) -> None:
         self._node = node
         qos = sensor_qos(reliability, depth)
-        self.class_mask = node.create_publisher(Image, "~/class_mask", qos)
-        self.overlay = node.create_publisher(Image, "~/overlay", qos)
-        self.confidence = node.create_publisher(Image, "~/confidence", qos)
-        self.drivable_mask = node.create_publisher(Image, "~/drivable_mask", qos)
-        self.drivable_grid = node.create_publisher(OccupancyGrid, "~/drivable_grid", qos)
+        self.managed = hasattr(node, "create_lifecycle_publisher")
+        create_stream = node.create_lifecycle_publisher if self.managed else node.create_publisher
+        self.class_mask = create_stream(Image, "~/class_mask", qos)
+        self.overlay = create_stream(Image, "~/overlay", qos)
+        self.confidence = create_stream(Image, "~/confidence", qos)
+        self.drivable_mask = create_stream(Image, "~/drivable_mask", qos)
+        self.drivable_grid = create_stream(OccupancyGrid, "~/drivable_grid", qos)
         self.weather = node.create_publisher(String, "~/weather", LATCHED_QOS)
         self.diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
 
@@ -127,13 +136,11 @@ class Outputs:
 
     def destroy(self) -> None:
         """Destroy every publisher."""
-        for pub in (
-            self.class_mask,
-            self.overlay,
-            self.confidence,
-            self.drivable_mask,
-            self.drivable_grid,
-            self.weather,
-            self.diagnostics,
-        ):
-            self._node.destroy_publisher(pub)
+        streams = (self.class_mask, self.overlay, self.confidence, self.drivable_mask, self.drivable_grid)
+        for pub in streams:
+            if self.managed:
+                self._node.destroy_lifecycle_publisher(pub)
+            else:
+                self._node.destroy_publisher(pub)
+        self._node.destroy_publisher(self.weather)
+        self._node.destroy_publisher(self.diagnostics)

@@ -132,11 +132,28 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ParamSpec(
             "qos.reliability",
             "best_effort",
-            "QoS reliability of the image, camera_info and output topics (sensor-data profile by default).",
+            "QoS reliability of the image subscription (REP-2003: subscribers use the sensor-data "
+            "profile, best effort, which matches reliable and best-effort cameras alike).",
             choices=RELIABILITIES,
             live=False,
         ),
-        ParamSpec("qos.depth", 1, "QoS history depth (keep last).", low=1, high=100, live=False),
+        ParamSpec(
+            "qos.output_reliability",
+            "reliable",
+            "QoS reliability of the image and grid outputs (REP-2003: publishers reliable, so that "
+            "reliable subscribers such as RViz's default and best-effort ones both receive them); "
+            "best_effort never blocks on a slow link.",
+            choices=RELIABILITIES,
+            live=False,
+        ),
+        ParamSpec(
+            "qos.depth",
+            1,
+            "QoS history depth (keep last) of inputs and outputs.",
+            low=1,
+            high=100,
+            live=False,
+        ),
         ParamSpec(
             "max_image_pixels",
             16_777_216,
@@ -348,6 +365,15 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
     specs.extend(_AUTO_KNOBS)
     specs.append(
         ParamSpec(
+            "autostart",
+            False,
+            "Managed node only: configure and activate right after start, with no lifecycle manager or "
+            "ros2 CLI (the plain node always starts active).",
+            live=False,
+        )
+    )
+    specs.append(
+        ParamSpec(
             "diagnostics.period",
             1.0,
             "Seconds between /diagnostics reports (and ~/weather re-publications).",
@@ -426,6 +452,7 @@ class NodeSettings:
     input_transport: str
     reliability: str
     qos_depth: int
+    output_reliability: str
     max_image_pixels: int
     backend: str
     device: str
@@ -454,6 +481,7 @@ class NodeSettings:
     bands: Mapping[str, Band]
     auto_knobs: Mapping[str, int] = field(default_factory=dict)
     diagnostics_period: float = 1.0
+    autostart: bool = False
 
     def band_for(self, condition: str) -> Band:
         """The band preset of ``condition``."""
@@ -499,6 +527,7 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
         input_transport=v["input_transport"],
         reliability=v["qos.reliability"],
         qos_depth=v["qos.depth"],
+        output_reliability=v["qos.output_reliability"],
         max_image_pixels=v["max_image_pixels"],
         backend=v["backend"],
         device=v["device"],
@@ -534,6 +563,7 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
         bands=bands,
         auto_knobs={s.name.rsplit(".", 1)[1]: v[s.name] for s in _AUTO_KNOBS},
         diagnostics_period=v["diagnostics.period"],
+        autostart=v["autostart"],
     )
 
 

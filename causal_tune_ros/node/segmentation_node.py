@@ -1,4 +1,4 @@
-"""``segmentation_node``: the ROS 2 semantic segmentation node (SPEC section 4).
+"""``segmentation_node``: the ROS 2 semantic segmentation node.
 
 Run it as ``segmentation_node --ros-args --params-file config/segmentation.yaml -r image:=/cam/image_raw``
 or ``causal-tune node --ros-args ...``. Topics, parameters and QoS are listed in ``docs/ros_interface.md``.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import rclpy
@@ -20,6 +21,47 @@ from causal_tune_ros.errors import CausalTuneError
 from causal_tune_ros.node.core import SegmentationCore
 
 NODE_NAME = "segmentation_node"
+
+_USAGE = """usage: {prog} [-h] [--ros-args ROS_ARGUMENTS...]
+
+{what}
+
+ROS arguments (after --ros-args): -p name:=value, --params-file FILE, -r from:=to
+(e.g. -r image:=/cam/image_raw -r camera_info:=/cam/camera_info), -r __ns:=/ns,
+-r __node:=name, --log-level LEVEL.
+Topics, parameters and lifecycle services: docs/ros_interface.md.
+
+options:
+  -h, --help  show this help and exit
+"""
+
+_WHAT = {
+    False: "Run the segmentation node: it loads the model and starts segmenting at once.",
+    True: "Run the managed (lifecycle) segmentation node. It starts unconfigured; drive it with\n"
+    "ros2 lifecycle set <node> configure / activate, or start it with -p autostart:=true.",
+}
+
+
+def usage(prog: str, managed: bool = False) -> str:
+    """The ``--help`` text of the node executables."""
+    return _USAGE.format(prog=prog, what=_WHAT[managed])
+
+
+def _argument_error(args: Sequence[str]) -> str | None:
+    """A one-line reason why rclpy would refuse ``args`` (a missing params file), or None.
+
+    rclpy reports these as a raw ``RCLError`` traceback; checking first gives the user one clear line.
+    """
+    ros = list(args[args.index("--ros-args") + 1 :]) if "--ros-args" in args else []
+    for i, arg in enumerate(ros):
+        if arg == "--params-file":
+            if i + 1 >= len(ros):
+                return "--params-file needs a file name"
+            path = Path(ros[i + 1])
+            if not path.is_file():
+                what = "is not a file" if path.exists() else "does not exist"
+                return f"--params-file {path} {what}"
+    return None
 
 
 class SegmentationNode(Node):
@@ -56,19 +98,35 @@ class SegmentationNode(Node):
         super().destroy_node()
 
 
-def run_node(node_factory: Any, argv: Sequence[str] | None, prog: str) -> int:
+def run_node(node_factory: Any, argv: Sequence[str] | None, prog: str, managed: bool = False) -> int:
     """Init rclpy with ``argv``, build a node, spin it until Ctrl-C / shutdown, clean up.
+
+    ``-h`` / ``--help`` before ``--ros-args`` prints the usage and returns without starting anything.
 
     Args:
         node_factory: Callable returning the node (called after ``rclpy.init``).
         argv: Command line including ROS arguments (``--ros-args ...``); None = ``sys.argv``.
-        prog: Program name for error messages.
+        prog: Program name for help and error messages.
+        managed: Whether the node is the managed variant (for the help text).
 
     Returns:
-        Exit code: 0 on a normal stop, 2 for configuration or model errors.
+        Exit code: 0 on a normal stop or after ``--help``, 2 for argument, configuration or model errors.
     """
     args = list(sys.argv if argv is None else [prog, *argv])
-    rclpy.init(args=args)
+    own = args[1 : args.index("--ros-args")] if "--ros-args" in args else args[1:]
+    if "-h" in own or "--help" in own:
+        sys.stdout.write(usage(prog, managed))
+        return 0
+    reason = _argument_error(args)
+    if reason is None:
+        try:
+            rclpy.init(args=args)
+        except RuntimeError as exc:  # rclpy's RCLError: an argument rcl could not parse
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            reason = f"invalid ROS arguments: {lines[0]}"
+    if reason is not None:
+        print(f"{prog}: error: {reason} (see {prog} --help)", file=sys.stderr)
+        return 2
     node = None
     try:
         node = node_factory()

@@ -27,7 +27,7 @@ from std_msgs.msg import String
 
 #: Per-process prefix of every namespace, so concurrent test runs on one machine never cross-talk.
 NS_PREFIX = f"/ct{os.getpid()}"
-#: Tests use reliable QoS (SPEC section 6: best effort drops large images on loopback here).
+#: Tests use reliable QoS (best effort drops fragments of large images on a loaded loopback).
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL

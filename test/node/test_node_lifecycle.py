@@ -10,7 +10,16 @@ pytestmark = pytest.mark.ros
 
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from node_support import NS_PREFIX, Probe, Spinner, make_image, node_overrides, sample_rgb  # noqa: E402
+from node_support import (  # noqa: E402
+    NS_PREFIX,
+    Probe,
+    Spinner,
+    diag_values,
+    make_image,
+    node_overrides,
+    sample_rgb,
+)
+from rclpy.lifecycle import LifecyclePublisher  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
 STAMP = 1_690_000_000 * 10**9
@@ -62,11 +71,17 @@ def test_lifecycle_transitions_through_services(ros_context, tiny_checkpoint, tm
         (result,) = probe.set_parameters(model__checkpoint=str(tiny_checkpoint))
         assert result.successful
 
-        # configure: model loaded, nothing subscribed or published yet.
+        # configure: model loaded; output topics exist (lifecycle publishers, not sending yet); nothing
+        # subscribed; the latched ~/weather and /diagnostics already report.
         assert transition(Transition.TRANSITION_CONFIGURE)
         assert state() == State.PRIMARY_STATE_INACTIVE
         assert node.core.pipeline is not None
         assert probe.image_pub.get_subscription_count() == 0
+        _wait(lambda: manager.count_publishers(f"{probe.target}/class_mask") == 1)
+        assert isinstance(node.core.outputs.class_mask, LifecyclePublisher)
+        assert not node.core.outputs.class_mask.is_activated
+        assert probe.wait_for("weather").data == "clear"
+        probe.wait_diagnostics(lambda v, s: v["state"] == "inactive" and v["backend"] == "eager")
         (result,) = probe.set_parameters(model__input_height=70)
         assert not result.successful and "cannot change while the model is loaded" in result.reason
 
@@ -80,16 +95,22 @@ def test_lifecycle_transitions_through_services(ros_context, tiny_checkpoint, tm
         assert probe.wait_for_stamp("class_mask", STAMP).width == 64
         probe.wait_diagnostics(lambda v, s: v["backend"] == "eager")
 
-        # deactivate: subscriptions and publishers gone, model kept.
+        assert node.core.outputs.class_mask.is_activated
+
+        # deactivate: subscriptions gone, publishers kept but disabled, model kept, diagnostics go on.
         assert transition(Transition.TRANSITION_DEACTIVATE)
         assert state() == State.PRIMARY_STATE_INACTIVE
         _wait(lambda: probe.image_pub.get_subscription_count() == 0)
-        _wait(lambda: manager.count_publishers(f"{probe.target}/class_mask") == 0)
+        assert manager.count_publishers(f"{probe.target}/class_mask") == 1
+        assert not node.core.outputs.class_mask.is_activated
         assert node.core.pipeline is not None and not node.core.active
+        seen = probe.count("diagnostics")
+        probe.wait_for("diagnostics", lambda s: diag_values(s)["state"] == "inactive", start=seen)
 
-        # cleanup: model freed; now a reload parameter may change, and configure + activate again.
+        # cleanup: model and publishers freed; now a reload parameter may change; configure + activate.
         assert transition(Transition.TRANSITION_CLEANUP)
         assert state() == State.PRIMARY_STATE_UNCONFIGURED and node.core.pipeline is None
+        _wait(lambda: manager.count_publishers(f"{probe.target}/class_mask") == 0)
         (result,) = probe.set_parameters(model__input_height=70)
         assert result.successful
         assert transition(Transition.TRANSITION_CONFIGURE)
@@ -109,3 +130,19 @@ def test_lifecycle_transitions_through_services(ros_context, tiny_checkpoint, tm
         spinner.stop()
         node.destroy_node()
         manager.destroy_node()
+
+
+def test_autostart_with_a_bad_model_stays_unconfigured(ros_context, tiny_checkpoint, tmp_path) -> None:
+    from causal_tune_ros.node.lifecycle_node import LifecycleSegmentationNode
+
+    overrides = node_overrides(tiny_checkpoint, autostart=True)
+    overrides = [p for p in overrides if p.name != "model.checkpoint"]
+    from rclpy.parameter import Parameter
+
+    overrides.append(Parameter("model.checkpoint", value=str(tmp_path / "missing.safetensors")))
+    node = LifecycleSegmentationNode(namespace=f"{NS_PREFIX}/autostart_bad", parameter_overrides=overrides)
+    try:
+        assert not node.core.configured and not node.core.active and node.core.outputs is None
+        assert not node.autostart()  # still refuses, and still no exception
+    finally:
+        node.destroy_node()

@@ -116,7 +116,7 @@ def test_docs_list_every_parameter_and_topic() -> None:
 def test_launch_file_compiles_and_builds_where_launch_ros_exists(tmp_path: Path) -> None:
     py_compile.compile(str(LAUNCH), cfile=str(tmp_path / "launch.pyc"), doraise=True)
     if importlib.util.find_spec("launch_ros") is None:
-        pytest.skip("launch_ros not installed here (SPEC section 6); compiled only")
+        pytest.skip("launch_ros not installed here (PyPI ROS wheels have none); compiled only")
     spec = importlib.util.spec_from_file_location("segmentation_launch", LAUNCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
