@@ -64,33 +64,34 @@ def test_load_classes_reads_only_small_regular_files_and_never_echoes_them(tmp_p
 
 
 @pytest.mark.timeout(120)
-def test_classes_file_from_a_peer(ros_context, tiny_checkpoint, tmp_path: Path) -> None:
-    """Managed node: restart-only refused before reading while configured; safe reads while unconfigured."""
+def test_classes_file_from_a_peer_while_running(make_node, tmp_path: Path) -> None:
+    """Configured: a classes_file change is refused as restart-only before the file is even opened (a
+    FIFO opened for reading would block the executor until a writer appears)."""
+    files = _hostile_files(tmp_path)
+    node, probe, _ = make_node("untrusted_running")
+    for key in ("fifo", "dev_zero", "bad_value"):
+        (result,) = probe.set_parameters(classes_file=str(files[key]))
+        assert not result.successful and "cannot change while the model is loaded" in result.reason
+        assert SECRET not in result.reason
+    probe.image_pub.publish(make_image(sample_rgb(), "rgb8", STAMP))
+    assert probe.wait_for_stamp("class_mask", STAMP).width == 64  # still answering frames
+    assert node.get_parameter("classes_file").value == ""
+
+
+@pytest.mark.timeout(120)
+def test_classes_file_from_a_peer_while_unconfigured(ros_context, tiny_checkpoint, tmp_path: Path) -> None:
+    """Unconfigured managed node: the file is read, safely (regular, capped, non-blocking), never quoted."""
+    from rclpy.node import Node
+
     from causal_tune_ros.node.lifecycle_node import LifecycleSegmentationNode
 
     files = _hostile_files(tmp_path)
     ns = f"{NS_PREFIX}/untrusted"
-    node = LifecycleSegmentationNode(
-        namespace=ns, parameter_overrides=node_overrides(tiny_checkpoint, autostart=True)
-    )
-    from rclpy.node import Node
-
+    node = LifecycleSegmentationNode(namespace=ns, parameter_overrides=node_overrides(tiny_checkpoint))
     probe_node = Node("probe_untrusted", namespace=ns)
     probe = Probe(probe_node, ns)
     spinner = Spinner(node, probe_node)
     try:
-        probe.wait_connected()
-        # Configured: every classes_file change is refused for being restart-only, before any read (a
-        # FIFO opened for reading would block the executor until a writer appears).
-        for key in ("fifo", "dev_zero", "bad_value"):
-            (result,) = probe.set_parameters(classes_file=str(files[key]))
-            assert not result.successful and "cannot change while the model is loaded" in result.reason
-        probe.image_pub.publish(make_image(sample_rgb(), "rgb8", STAMP))
-        assert probe.wait_for_stamp("class_mask", STAMP).width == 64  # still answering frames
-
-        # Unconfigured (deactivate + cleanup): the file is read, safely, and never quoted back.
-        node.trigger_deactivate()
-        node.trigger_cleanup()
         assert not node.core.configured
         for key in ("fifo", "dev_zero", "bad_value", "bad_yaml", "huge", "names"):
             (result,) = probe.set_parameters(classes_file=str(files[key]))
@@ -98,6 +99,7 @@ def test_classes_file_from_a_peer(ros_context, tiny_checkpoint, tmp_path: Path) 
             assert SECRET not in result.reason, (key, result.reason)
         assert node.get_parameter("classes_file").value == ""
         assert node.autostart(), "the node still configures and activates after the refusals"
+        probe.wait_connected()
         probe.image_pub.publish(make_image(sample_rgb(), "rgb8", STAMP + 1))
         assert probe.wait_for_stamp("class_mask", STAMP + 1).width == 64
     finally:
