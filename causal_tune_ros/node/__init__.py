@@ -11,6 +11,8 @@ Modules:
 - ``worker``: the latest-frame-only hand-off.
 - ``outputs``: publishers and output messages; ``diagnostics``: statistics and ``/diagnostics``.
 - ``weather_state``: the condition in force per ``weather.mode``; ``ground``: camera pose (params / TF).
+- ``launch_support``: plain-Python helpers of ``launch/segmentation.launch.py`` (remappings, RViz topics).
 
-Importing this package imports nothing; ``parameters`` and ``worker`` work without rclpy.
+Importing this package imports nothing; ``parameters``, ``worker`` and ``launch_support`` work without
+rclpy. The same code runs on ROS 2 Humble and Jazzy (Jazzy-only rclpy API is feature-detected).
 """

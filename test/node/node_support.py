@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
+from rcl_interfaces.srv import DescribeParameters, ListParameters, SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
@@ -135,6 +135,36 @@ def diag_values(status: Any) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
 
+class ParameterClient:
+    """Calls another node's parameter services with plain service clients.
+
+    (``rclpy.parameter_client.AsyncParameterClient`` is Jazzy-only; this works on Humble's rclpy too.)
+    Each call returns the service's future.
+    """
+
+    def __init__(self, node: Node, target: str) -> None:
+        self._set = node.create_client(SetParameters, f"{target}/set_parameters")
+        self._list = node.create_client(ListParameters, f"{target}/list_parameters")
+        self._describe = node.create_client(DescribeParameters, f"{target}/describe_parameters")
+
+    def wait_for_services(self, timeout: float) -> bool:
+        """Whether all three services appeared within ``timeout`` seconds each."""
+        return all(c.wait_for_service(timeout_sec=timeout) for c in (self._set, self._list, self._describe))
+
+    def set_parameters(self, params: list[Parameter]) -> Any:
+        """``SetParameters`` with ``params``; the response has ``results``."""
+        request = SetParameters.Request(parameters=[p.to_parameter_msg() for p in params])
+        return self._set.call_async(request)
+
+    def list_parameters(self) -> Any:
+        """``ListParameters`` of everything; the response has ``result.names``."""
+        return self._list.call_async(ListParameters.Request())
+
+    def describe_parameters(self, names: list[str]) -> Any:
+        """``DescribeParameters``; the response has ``descriptors``."""
+        return self._describe.call_async(DescribeParameters.Request(names=list(names)))
+
+
 class Probe:
     """A separate node that talks to one segmentation node in namespace ``ns``.
 
@@ -158,7 +188,7 @@ class Probe:
             node.create_subscription(msg_type, f"{self.target}/{name}", self._recorder(name), RELIABLE)
         node.create_subscription(String, f"{self.target}/weather", self._recorder("weather"), LATCHED)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
-        self.params = AsyncParameterClient(node, self.target)
+        self.params = ParameterClient(node, self.target)
 
     def _recorder(self, name: str) -> Callable[[Any], None]:
         def record(msg: Any) -> None:

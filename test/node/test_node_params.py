@@ -47,6 +47,7 @@ def test_yaml_and_declared_parameters_match(make_node, ros_context) -> None:
 
     node, probe, _ = make_node("params", overlay_alhpa=0.3)
     assert unknown_overrides(node) == ["overlay_alhpa"]  # a typo is reported, not silently dropped
+    assert probe.params.wait_for_services(20.0)
     listed = _wait(probe.params.list_parameters()).result.names
     declared = set(listed) - RCLPY_PARAMETERS
 
