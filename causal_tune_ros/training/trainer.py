@@ -92,9 +92,11 @@ def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
     # Own RNG streams so the model is a function of the config alone, whatever ran before.
     with torch.random.fork_rng(devices=[]):
         if bb.weights:
-            if not Path(bb.weights).exists():
-                raise CheckpointError(f"model.backbone.weights: {bb.weights} does not exist")
-            backbone = DinoV2.from_pretrained(bb.weights, **bb.overrides)
+            # A path, or a hub name (facebook/dinov2-large, dinov2_vitl14) resolved through its cache.
+            try:
+                backbone = DinoV2.from_pretrained(bb.weights, **bb.overrides)
+            except CheckpointError as exc:
+                raise CheckpointError(f"model.backbone.weights: {exc}") from exc
         else:
             torch.manual_seed(bb.init_seed)
             try:
