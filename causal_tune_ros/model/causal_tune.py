@@ -376,7 +376,8 @@ class CausalTune(nn.Module):
         if released:
             # Real part of the orthonormal inverse 2-D FFT, clamped as released, then scaled.
             complex_dtype = torch.complex128 if delta.dtype == torch.float64 else torch.complex64
-            inverse = torch.fft.ifft2(delta.to(complex_dtype), norm="ortho").real.clamp(0.0, 255.0)
+            real = delta.to(torch.float64 if delta.dtype == torch.float64 else torch.float32)  # no bf16 FFT
+            inverse = torch.fft.ifft2(real.to(complex_dtype), norm="ortho").real.clamp(0.0, 255.0)
             update = inverse.to(tokens.dtype) * self.scale
         else:
             update = idct_2d(delta)
