@@ -97,6 +97,12 @@ def evenly_spaced_layers(depth: int, count: int = 4) -> list[int]:
     return [math.ceil((k + 1) * depth / count) - 1 for k in range(count)]
 
 
+def _exporting() -> bool:
+    """True while an exporter (ONNX, ``torch.export``, Torch-TensorRT) traces the model."""
+    is_exporting = getattr(getattr(torch, "compiler", None), "is_exporting", None)  # torch >= 2.5
+    return bool(torch.onnx.is_in_onnx_export() or (is_exporting is not None and is_exporting()))
+
+
 class Prepared(NamedTuple):
     """Per-forward tensors of :meth:`CausalTune.prepare` (L = tuned layers, m tokens, rank r)."""
 
@@ -634,9 +640,7 @@ class CausalTuneSegmenter(nn.Module):
             TypeError: If ``band`` is neither a tensor nor ``None``.
             ConfigError: When exported (ONNX, ``torch.export``) with ``operator="released"``.
         """
-        if self.tuner.operator == "released" and (
-            torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
-        ):
+        if self.tuner.operator == "released" and _exporting():
             raise ConfigError(
                 "operator 'released' cannot be exported: its spectrum weight is fixed, so an engine's band "
                 "input would do nothing, and its complex inverse FFT is no deployable op; it exists to "
