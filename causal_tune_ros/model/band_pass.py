@@ -1,4 +1,4 @@
-"""The Gaussian band-pass mask of Causal-Tune on the DCT spectrum (SPEC section 2, step 3).
+"""Spectrum weights of Causal-Tune: the Gaussian band-pass (the paper) and the released code's piecewise mask.
 
 With the normalised frequency radius ``rho(u, v) = sqrt((u / H)^2 + (v / W)^2) / sqrt(2)`` in [0, 1],
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gaussian_band_pass", "gaussian_band_pass_factors"]
+__all__ = ["gaussian_band_pass", "gaussian_band_pass_factors", "released_causal_weight"]
 
 
 def _check_band(band: torch.Tensor) -> None:
@@ -74,7 +74,7 @@ def gaussian_band_pass_factors(
 
 
 def gaussian_band_pass(h: int, w: int, band: torch.Tensor) -> torch.Tensor:
-    """The (h, w) band-pass mask ``G(u, v)`` of SPEC section 2, step 3.
+    """The (h, w) Gaussian band-pass mask ``G(u, v)`` (see the module docstring).
 
     Args:
         h: Grid rows (DCT frequency ``u``).
@@ -91,3 +91,40 @@ def gaussian_band_pass(h: int, w: int, band: torch.Tensor) -> torch.Tensor:
     a_high, b_high, a_low, b_low = gaussian_band_pass_factors(h, w, band)
     # Broadcast products rather than torch.outer: plain Mul nodes in every exporter.
     return a_high.unsqueeze(1) * b_high.unsqueeze(0) - a_low.unsqueeze(1) * b_low.unsqueeze(0)
+
+
+def released_causal_weight(
+    h: int, w: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """The spectrum weight of the authors' released code: ``1 - M(u, v)``, ``M`` piecewise in ``max(u, v)``.
+
+    With ``m = max(u, v)``, ``side = min(h, w)``, ``v1 = int(0.1 * side)``, ``v2 = int(0.7 * side)``:
+    ``M = 1 - 0.95 m / v1`` for ``m <= v1`` (``M = 1`` at DC), ``0.01`` for ``v1 < m <= v2``,
+    ``0.3 (m - v2) / (side - v2)`` for ``v2 < m <= side`` and ``0.5`` beyond. The causal weight ``1 - M``
+    removes DC, ramps up over the lowest rings and passes almost everything else (a high-pass); it does
+    not depend on any band. Reproduces the released arithmetic; not the paper's Gaussian band-pass.
+
+    Args:
+        h: Grid rows (frequency ``u``).
+        w: Grid columns (frequency ``v``).
+        dtype: Floating dtype of the result.
+        device: Device of the result.
+
+    Returns:
+        (h, w) weights in [0, 1].
+
+    Raises:
+        ValueError: If a side is not a positive integer.
+    """
+    _check_size(h, w)
+    eps = 1e-10  # as released: keeps 0 / v1 finite when v1 == 0
+    side = min(h, w)
+    v1, v2, v3 = int(side * 0.1), int(side * 0.7), side
+    m = torch.maximum(
+        torch.arange(h, dtype=torch.float64).unsqueeze(1), torch.arange(w, dtype=torch.float64).unsqueeze(0)
+    )
+    mask = torch.full_like(m, 0.5)
+    mask = torch.where(m <= v3, (m - v2) / max(v3 - v2, 1) * 0.3, mask)
+    mask = torch.where(m <= v2, torch.full_like(m, 0.01), mask)
+    mask = torch.where(m <= v1, 1.0 - m / (v1 + eps) * 0.95, mask)
+    return (1.0 - mask).to(dtype=dtype, device=device)

@@ -1,6 +1,7 @@
 """Causal-Tune: frequency-domain refinement of a frozen DINOv2 backbone, and the segmenter around it.
 
-After each tuned block ``i`` the block output ``f_i`` (B x (1 + R + N) x C) is refined (SPEC section 2):
+After each tuned block ``i`` the block output ``f_i`` (B x (1 + R + N) x C) is refined (docs/METHOD.md);
+with the default ``operator="spatial"`` (the paper as written):
 
 1. the N patch tokens, read as a channel-last grid ``x`` (B, H, W, C), go to the DCT domain,
    ``X = D_H x D_W^T``;
@@ -20,6 +21,19 @@ attention is evaluated through the rank-r factors (``X T^T = (X B^T) A^T``), an 
 DCT's W-stage matrices; ``s``, ``MLP_tok`` and ``MLP_out``'s bias into small per-layer matrices
 (:meth:`CausalTune.prepare`, once per forward for all layers); the residual addition into the last IDCT
 GEMM. No element-wise pass over the (B, N, C) tensor remains, only a softmax over the (B * N, m) scores.
+
+Two other operators (``operator=``) change steps 1, 2 and 4 only; the token attention is the same:
+
+- ``"channel"``: each patch token's C channels, laid out row by row as a ``sqrt(C) x sqrt(C)`` grid, get
+  a 2-D DCT (one spectrum per token instead of one per channel), the Gaussian band-pass of that grid, the
+  token attention, and the true inverse DCT. This is what the authors' released code transforms (its
+  (B, N, C) -> (B, C, h, w) reshape without a permute, with N = C = 1024, makes each plane one token's
+  channels), done differentiably and in-graph. C must be a square (ViT-L: 1024 = 32 x 32).
+- ``"released"``: the released code's arithmetic on that channel grid, to reproduce its numbers: the DCT
+  of the *detached* tokens, the fixed piecewise weight of
+  :func:`~causal_tune_ros.model.band_pass.released_causal_weight` (the band input is ignored), and as
+  "inverse" the real part of the orthonormal inverse 2-D FFT clamped to [0, 255], scaled by ``s``
+  afterwards. Not an inverse DCT and not exportable; for research reproduction only.
 """
 
 from __future__ import annotations
@@ -33,12 +47,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.model.band_pass import gaussian_band_pass
-from causal_tune_ros.model.dct import dct_2d_channels_last, idct_2d_channels_last
+from causal_tune_ros.model.band_pass import gaussian_band_pass, released_causal_weight
+from causal_tune_ros.model.dct import dct_2d, dct_2d_channels_last, idct_2d, idct_2d_channels_last
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "LINEAR_BIAS_INITS",
+    "OPERATORS",
+    "TOKEN_INITS",
     "CausalTune",
     "CausalTuneSegmenter",
     "Prepared",
@@ -48,6 +65,14 @@ __all__ = [
 #: ImageNet statistics DINOv2 was trained with (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Frequency operators of the refinement (see the module docstring).
+OPERATORS = ("spatial", "channel", "released")
+#: Token initialisation ranges: ``"dim"`` ``sqrt(6 / (3 p^2 + C))`` (Rein's full tokens), ``"lora"``
+#: ``sqrt(6 / (3 p^2 + sqrt(C r)))`` (Rein's low-rank tokens, which the released Causal-Tune uses).
+TOKEN_INITS = ("dim", "lora")
+#: Bias initialisation of the two shared projections: ``"zero"`` or PyTorch's ``"default"`` uniform one.
+LINEAR_BIAS_INITS = ("zero", "default")
 
 
 def evenly_spaced_layers(depth: int, count: int = 4) -> list[int]:
@@ -72,6 +97,12 @@ def evenly_spaced_layers(depth: int, count: int = 4) -> list[int]:
     return [math.ceil((k + 1) * depth / count) - 1 for k in range(count)]
 
 
+def _exporting() -> bool:
+    """True while an exporter (ONNX, ``torch.export``, Torch-TensorRT) traces the model."""
+    is_exporting = getattr(getattr(torch, "compiler", None), "is_exporting", None)  # torch >= 2.5
+    return bool(torch.onnx.is_in_onnx_export() or (is_exporting is not None and is_exporting()))
+
+
 class Prepared(NamedTuple):
     """Per-forward tensors of :meth:`CausalTune.prepare` (L = tuned layers, m tokens, rank r)."""
 
@@ -80,6 +111,9 @@ class Prepared(NamedTuple):
     value_mix: torch.Tensor  # (L, m, r + 1) = [A_i, 1]
     value_proj: torch.Tensor  # (L, r + 1, C) = s [B_i W_tok^T W_out^T; (W_out b_tok + b_out)^T]
     out_weight: torch.Tensor  # (C, C) = s W_out
+    # With an attention sink, value_mix is (L, m, r + 2) = [A_i (row 0 zeroed), k, 1] with k the indicator
+    # of tokens 1..m-1, and value_proj (L, r + 2, C) = s [B_i W_tok^T W_out^T; (W_out b_tok)^T; b_out^T].
+    # For operator "released" s is not folded in (1 instead): the scale applies after the clamp.
 
 
 class CausalTune(nn.Module):
@@ -96,9 +130,18 @@ class CausalTune(nn.Module):
         rank: Rank ``r`` of the token factorisation.
         scale_init: Initial ``s`` (1e-3 as in the official code; 0 reproduces the frozen backbone exactly).
         patch_size: Backbone patch size; only sets the token initialisation range (as Rein does).
+        operator: ``"spatial"`` (default), ``"channel"`` or ``"released"`` (see the module docstring).
+        attention_sink: Token 0 takes part in the softmax but its value is dropped (``S[:, 1:]`` times
+            ``MLP_tok(T[1:])``), as in Rein's and the released code.
+        token_init: Token initialisation range, one of :data:`TOKEN_INITS`.
+        token_init_patch: Patch size entering that range (``None``: ``patch_size``; the released code
+            uses 16, the patch of its converted backbone).
+        linear_bias_init: ``"zero"`` or ``"default"`` (PyTorch's, as the released code) for the biases of
+            ``MLP_tok`` and ``MLP_out``.
 
     Raises:
-        ConfigError: For non-positive sizes or an empty / unsorted / repeated layer list.
+        ConfigError: For non-positive sizes, an empty / unsorted / repeated layer list, an unknown option,
+            a channel operator on a width that is not a square, or a sink with fewer than two tokens.
     """
 
     def __init__(
@@ -109,6 +152,11 @@ class CausalTune(nn.Module):
         rank: int = 16,
         scale_init: float = 1e-3,
         patch_size: int = 14,
+        operator: str = "spatial",
+        attention_sink: bool = False,
+        token_init: str = "dim",
+        token_init_patch: int | None = None,
+        linear_bias_init: str = "zero",
     ) -> None:
         super().__init__()
         layers = [int(i) for i in layers]
@@ -119,6 +167,39 @@ class CausalTune(nn.Module):
                 raise ConfigError(f"Causal-Tune {name} must be a positive integer, got {value!r}")
         if not math.isfinite(float(scale_init)):
             raise ConfigError(f"Causal-Tune scale_init must be finite, got {scale_init!r}")
+        for name, value, allowed in (
+            ("operator", operator, OPERATORS),
+            ("token_init", token_init, TOKEN_INITS),
+            ("linear_bias_init", linear_bias_init, LINEAR_BIAS_INITS),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"Causal-Tune {name} must be one of {', '.join(allowed)}, got {value!r}")
+        if token_init_patch is not None and (
+            isinstance(token_init_patch, bool)
+            or not isinstance(token_init_patch, int)
+            or token_init_patch <= 0
+        ):
+            raise ConfigError(
+                f"Causal-Tune token_init_patch must be a positive integer, got {token_init_patch!r}"
+            )
+        side = math.isqrt(embed_dim)
+        if operator != "spatial" and side * side != embed_dim:
+            raise ConfigError(
+                f"Causal-Tune operator {operator!r} lays each token's channels out as a square grid, but "
+                f"the backbone width {embed_dim} is not a square (ViT-L's 1024 = 32 x 32 is); "
+                "use operator 'spatial'"
+            )
+        if attention_sink and num_tokens < 2:
+            raise ConfigError(
+                f"Causal-Tune attention_sink needs at least 2 tokens, got num_tokens={num_tokens}"
+            )
+        self.operator = operator
+        self.attention_sink = bool(attention_sink)
+        self.token_init = token_init
+        self.token_init_patch = token_init_patch
+        self.linear_bias_init = linear_bias_init
+        #: Side of the per-token channel grid of the channel operators (``sqrt(C)``).
+        self.channel_side = side
         self.embed_dim = embed_dim
         self.layers: tuple[int, ...] = tuple(layers)
         self.num_tokens = num_tokens
@@ -135,26 +216,41 @@ class CausalTune(nn.Module):
         self.reset_parameters(patch_size)
 
     def reset_parameters(self, patch_size: int = 14) -> None:
-        """Initialise tokens uniformly in a range sized like a ViT patch embedding's fan (as Rein does),
-        the projections with PyTorch's default ``Linear`` init (biases zero) and ``s`` to ``scale_init``.
+        """Initialise tokens uniformly in a range sized like a ViT patch embedding's fan (as Rein does,
+        :data:`TOKEN_INITS`), the projections with PyTorch's default ``Linear`` init (biases zero unless
+        ``linear_bias_init="default"``) and ``s`` to ``scale_init``.
 
         Args:
-            patch_size: Backbone patch size entering the token range.
+            patch_size: Backbone patch size entering the token range (``token_init_patch`` wins if set).
         """
-        bound = math.sqrt(6.0 / float(3 * patch_size * patch_size + self.embed_dim))
+        p = self.token_init_patch or patch_size
+        fan = float(self.embed_dim) if self.token_init == "dim" else math.sqrt(self.embed_dim * self.rank)
+        bound = math.sqrt(6.0 / (3.0 * p * p + fan))
         nn.init.uniform_(self.tokens_a, -bound, bound)
         nn.init.uniform_(self.tokens_b, -bound, bound)
         for linear in (self.mlp_token, self.mlp_out):
-            nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5))
-            nn.init.zeros_(linear.bias)
+            linear.reset_parameters()  # kaiming_uniform_(a=sqrt(5)) weight, uniform bias
+            if self.linear_bias_init == "zero":
+                nn.init.zeros_(linear.bias)
         with torch.no_grad():
             self.scale.fill_(self.scale_init)
 
     def extra_repr(self) -> str:
         return (
             f"layers={list(self.layers)}, num_tokens={self.num_tokens}, rank={self.rank}, "
-            f"dim={self.embed_dim}"
+            f"dim={self.embed_dim}, operator={self.operator}"
         )
+
+    def spectrum_grid(self, grid: tuple[int, int]) -> tuple[int, int]:
+        """The grid the spectrum weights live on: the patch grid (spatial) or the channel grid.
+
+        Args:
+            grid: Patch grid ``(H, W)``.
+
+        Returns:
+            ``grid`` for ``"spatial"``, ``(sqrt(C), sqrt(C))`` for the channel operators.
+        """
+        return grid if self.operator == "spatial" else (self.channel_side, self.channel_side)
 
     def tokens(self) -> torch.Tensor:
         """The full tokens ``T_i = A_i B_i`` of every tuned layer.
@@ -178,21 +274,39 @@ class CausalTune(nn.Module):
         With ``s`` folded into the weights, ``s * MLP_out(S MLP_tok(T_i) + X_c)`` becomes
         ``X_c (s W_out)^T + (S [A_i, 1]) (s [B_i W_tok^T W_out^T; c^T])``.
 
+        With an attention sink the rows of ``S[:, 1:]`` no longer sum to one: their sum ``S k`` (``k`` the
+        indicator of tokens 1..m-1) multiplies ``W_out b_tok`` and ``b_out`` is added once, both carried
+        by two extra columns (see :class:`Prepared`).
+
         Returns:
             :class:`Prepared` tensors for all tuned layers.
         """
         C = self.embed_dim
         a, b = self.tokens_a, self.tokens_b  # (L, m, r), (L, r, C)
+        L = a.shape[0]
         w_out = self.mlp_out.weight
+        # The released code scales after its clamp: nothing folded.
+        scale = self.scale if self.operator != "released" else torch.ones_like(self.scale)
         value_basis = F.linear(F.linear(b, self.mlp_token.weight), w_out)  # (L, r, C): B W_tok^T W_out^T
-        value_bias = self.mlp_out(self.mlp_token.bias)  # (C,): W_out b_tok + b_out
         ones = torch.ones_like(a[..., :1])
+        if self.attention_sink:
+            keep = torch.ones_like(ones)
+            keep[:, 0] = 0.0
+            value_mix = torch.cat((a * keep, keep, ones), dim=-1)
+            token_bias = F.linear(self.mlp_token.bias, w_out)  # (C,): W_out b_tok
+            value_proj = torch.cat(
+                (value_basis, token_bias.expand(L, 1, C), self.mlp_out.bias.expand(L, 1, C)), dim=1
+            )
+        else:
+            value_mix = torch.cat((a, ones), dim=-1)
+            value_bias = self.mlp_out(self.mlp_token.bias)  # (C,): W_out b_tok + b_out
+            value_proj = torch.cat((value_basis, value_bias.expand(L, 1, C)), dim=1)
         return Prepared(
             key_proj=b.transpose(1, 2) * (1.0 / math.sqrt(C)),
             key_tokens=a.transpose(1, 2),
-            value_mix=torch.cat((a, ones), dim=-1),
-            value_proj=torch.cat((value_basis, value_bias.expand(a.shape[0], 1, C)), dim=1) * self.scale,
-            out_weight=w_out * self.scale,
+            value_mix=value_mix,
+            value_proj=value_proj * scale,
+            out_weight=w_out * scale,
         )
 
     def refine(
@@ -215,12 +329,15 @@ class CausalTune(nn.Module):
             layer: Backbone block index (one of ``layers``).
             grid: Patch grid ``(H, W)``.
             num_prefix_tokens: ``P`` = 1 + register tokens; these pass through bit-identical.
-            mask: (H, W) band-pass ``G`` in ``tokens``' dtype, or ``None`` for the full spectrum.
+            mask: Spectrum weights on :meth:`spectrum_grid` in ``tokens``' dtype (the band-pass ``G``, or the
+                released weight), or ``None`` for the full spectrum.
             prepared: The output of :meth:`prepare`.
 
         Returns:
             (B, P + H * W, C) refined tokens.
         """
+        if self.operator != "spatial":
+            return self._refine_channels(tokens, layer, num_prefix_tokens, mask, prepared)
         k = self._slot[layer]
         B, _, C = tokens.shape
         H, W = grid
@@ -235,6 +352,42 @@ class CausalTune(nn.Module):
             idct_2d_channels_last(delta, patches, inplace=True)
             return tokens
         refined = idct_2d_channels_last(delta, patches).view(B, H * W, C)  # patches + IDCT(delta)
+        return torch.cat((tokens[:, :num_prefix_tokens], refined), dim=1)
+
+    def _token_update(self, flat: torch.Tensor, k: int, prepared: Prepared) -> torch.Tensor:
+        """``MLP_out(S MLP_tok(T_k) + X)`` (times ``s`` where folded) for (M, C) spectra ``flat``."""
+        scores = torch.mm(torch.mm(flat, prepared.key_proj[k]), prepared.key_tokens[k])
+        mix = torch.mm(torch.softmax(scores, dim=-1), prepared.value_mix[k])
+        return torch.mm(flat, prepared.out_weight.t()).addmm_(mix, prepared.value_proj[k])
+
+    def _refine_channels(
+        self,
+        tokens: torch.Tensor,
+        layer: int,
+        num_prefix_tokens: int,
+        weight: torch.Tensor | None,
+        prepared: Prepared,
+    ) -> torch.Tensor:
+        """The ``"channel"`` and ``"released"`` operators: one 2-D spectrum per token's channel grid."""
+        B, _, C = tokens.shape
+        s = self.channel_side
+        patches = tokens[:, num_prefix_tokens:]  # (B, N, C)
+        N = patches.shape[1]
+        grid = patches.reshape(B * N, s, s)  # each token's channels, row by row
+        released = self.operator == "released"
+        spectrum = dct_2d(grid.detach() if released else grid)  # the released DCT runs on detached numpy
+        if weight is not None:
+            spectrum = spectrum * weight
+        delta = self._token_update(spectrum.reshape(B * N, C), self._slot[layer], prepared).view(B * N, s, s)
+        if released:
+            # Real part of the orthonormal inverse 2-D FFT, clamped as released, then scaled.
+            complex_dtype = torch.complex128 if delta.dtype == torch.float64 else torch.complex64
+            real = delta.to(torch.float64 if delta.dtype == torch.float64 else torch.float32)  # no bf16 FFT
+            inverse = torch.fft.ifft2(real.to(complex_dtype), norm="ortho").real.clamp(0.0, 255.0)
+            update = inverse.to(tokens.dtype) * self.scale
+        else:
+            update = idct_2d(delta)
+        refined = patches + update.reshape(B, N, C)
         return torch.cat((tokens[:, :num_prefix_tokens], refined), dim=1)
 
 
@@ -255,12 +408,19 @@ class CausalTuneSegmenter(nn.Module):
             ``head.num_inputs`` evenly spaced blocks (:func:`evenly_spaced_layers`).
         band_pass_enabled: When ``False`` the refinement sees the full spectrum ``X`` instead of ``G * X``
             whatever band is passed (the "filter off" ablation). Also settable later as an attribute.
+        feature_norm: Apply the backbone's final LayerNorm to the head's input grids (the released code
+            feeds them without it).
+        operator, attention_sink, token_init, token_init_patch, linear_bias_init: See :class:`CausalTune`.
+
+    A head with ``link_queries`` (Rein's query linking, :class:`~.mask2former_head.Mask2FormerHead`) gets
+    the tuner's tokens (``tokens=`` keyword); its ``num_queries`` must equal ``num_tokens``.
 
     Attributes:
         backbone, tuner (:class:`CausalTune`), head, num_classes, feature_layers, band_pass_enabled.
 
     Raises:
-        ConfigError: For layer indices out of range, or a head that does not fit the backbone.
+        ConfigError: For layer indices out of range, a head that does not fit the backbone or the tuner, or
+            a bad tuner option.
     """
 
     def __init__(
@@ -273,6 +433,12 @@ class CausalTuneSegmenter(nn.Module):
         scale_init: float = 1e-3,
         feature_layers: Sequence[int] | None = None,
         band_pass_enabled: bool = True,
+        feature_norm: bool = True,
+        operator: str = "spatial",
+        attention_sink: bool = False,
+        token_init: str = "dim",
+        token_init_patch: int | None = None,
+        linear_bias_init: str = "zero",
     ) -> None:
         super().__init__()
         depth = int(backbone.depth)
@@ -303,11 +469,23 @@ class CausalTuneSegmenter(nn.Module):
             rank=rank,
             scale_init=scale_init,
             patch_size=backbone.patch_size,
+            operator=operator,
+            attention_sink=attention_sink,
+            token_init=token_init,
+            token_init_patch=token_init_patch,
+            linear_bias_init=linear_bias_init,
         )
+        self.link_queries = bool(getattr(head, "link_queries", False))
+        if self.link_queries and int(head.num_queries) != num_tokens:
+            raise ConfigError(
+                f"the head links its {head.num_queries} queries to the tuner's tokens, so num_queries must "
+                f"equal num_tokens ({num_tokens})"
+            )
         self.head = head
         self.num_classes: int = int(head.num_classes)
         self.feature_layers: tuple[int, ...] = tuple(feature_layers)
         self.band_pass_enabled = bool(band_pass_enabled)
+        self.feature_norm = bool(feature_norm)
         # Normalisation lives in the graph (exported engines take [0, 1] RGB); not saved in checkpoints.
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -334,12 +512,32 @@ class CausalTuneSegmenter(nn.Module):
             "scale_init": self.tuner.scale_init,
             "feature_layers": list(self.feature_layers),
             "band_pass_enabled": self.band_pass_enabled,
+            "feature_norm": self.feature_norm,
+            "operator": self.tuner.operator,
+            "attention_sink": self.tuner.attention_sink,
+            "token_init": self.tuner.token_init,
+            "token_init_patch": self.tuner.token_init_patch,
+            "linear_bias_init": self.tuner.linear_bias_init,
             "num_classes": self.num_classes,
             "head": dict(self.head.config),
         }
 
     #: Keys of :attr:`config` that are constructor arguments (the rest: ``head``, ``num_classes``).
-    CONSTRUCTOR_KEYS = ("layers", "num_tokens", "rank", "scale_init", "feature_layers", "band_pass_enabled")
+    #: Keys missing from older checkpoints take the constructor defaults (the behaviour they were made with).
+    CONSTRUCTOR_KEYS = (
+        "layers",
+        "num_tokens",
+        "rank",
+        "scale_init",
+        "feature_layers",
+        "band_pass_enabled",
+        "feature_norm",
+        "operator",
+        "attention_sink",
+        "token_init",
+        "token_init_patch",
+        "linear_bias_init",
+    )
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The parameters an optimiser should update: tokens, projections, scale and head.
@@ -367,13 +565,16 @@ class CausalTuneSegmenter(nn.Module):
     def _band_mask(
         self, band: torch.Tensor | None, grid: tuple[int, int], like: torch.Tensor
     ) -> torch.Tensor | None:
-        if band is None or not self.band_pass_enabled:
-            return None
-        if not isinstance(band, torch.Tensor):
+        if band is not None and not isinstance(band, torch.Tensor):
             raise TypeError(
                 f"band must be a float32 tensor (2,) = (r_low, r_high) or None, got {type(band).__name__}"
             )
-        mask = gaussian_band_pass(grid[0], grid[1], band.to(device=like.device, dtype=torch.float32))
+        if band is None or not self.band_pass_enabled:
+            return None
+        h, w = self.tuner.spectrum_grid(grid)
+        if self.tuner.operator == "released":  # fixed weight: the band does not enter
+            return released_causal_weight(h, w, dtype=like.dtype, device=like.device)
+        mask = gaussian_band_pass(h, w, band.to(device=like.device, dtype=torch.float32))
         return mask.to(like.dtype)
 
     def _check_images(self, images: torch.Tensor) -> None:
@@ -392,7 +593,7 @@ class CausalTuneSegmenter(nn.Module):
 
         Returns:
             One (B, C, H / 14, W / 14) grid per ``feature_layers`` entry: refined tokens after that block,
-            final LayerNorm applied (a channel-last view, no copy).
+            final LayerNorm applied when ``feature_norm`` (a channel-last view, no copy).
 
         Raises:
             ValueError: For a bad image tensor (shape, dtype, sides not multiples of 14).
@@ -418,7 +619,8 @@ class CausalTuneSegmenter(nn.Module):
                 captured[i] = x
         grids = []
         for i in self.feature_layers:
-            patches = backbone.norm(captured[i])[:, prefix:]
+            tokens = backbone.norm(captured[i]) if self.feature_norm else captured[i]
+            patches = tokens[:, prefix:]
             grids.append(patches.reshape(B, grid[0], grid[1], -1).permute(0, 3, 1, 2))
         return grids
 
@@ -436,6 +638,17 @@ class CausalTuneSegmenter(nn.Module):
         Raises:
             ValueError: For a bad image tensor.
             TypeError: If ``band`` is neither a tensor nor ``None``.
+            ConfigError: When exported (ONNX, ``torch.export``) with ``operator="released"``.
         """
+        if self.tuner.operator == "released" and _exporting():
+            raise ConfigError(
+                "operator 'released' cannot be exported: its spectrum weight is fixed, so an engine's band "
+                "input would do nothing, and its complex inverse FFT is no deployable op; it exists to "
+                "reproduce the released code's numbers in PyTorch. Export a model with operator 'spatial' "
+                "or 'channel'"
+            )
         feats = self.features(images, band)
-        return self.head(feats, (images.shape[-2] // 4, images.shape[-1] // 4))
+        out_size = (images.shape[-2] // 4, images.shape[-1] // 4)
+        if self.link_queries:
+            return self.head(feats, out_size, tokens=self.tuner.tokens())
+        return self.head(feats, out_size)

@@ -36,6 +36,7 @@ from causal_tune_ros.band import Band
 from causal_tune_ros.errors import CausalTuneError, CheckpointError, ConfigError
 from causal_tune_ros.fileio import atomic_path
 from causal_tune_ros.model.causal_tune import CausalTuneSegmenter
+from causal_tune_ros.model.dinov2 import interpolation_convention
 from causal_tune_ros.model.heads import build_head
 
 __all__ = [
@@ -123,6 +124,8 @@ def save_checkpoint(
             "arch": getattr(model.backbone, "arch", backbone_config.get("arch")),
             "config": dict(backbone_config),
             "embedded": bool(include_backbone),
+            # Position-embedding resampling (also in config as interpolate_*): a readable name.
+            "interpolation": interpolation_convention(dict(backbone_config)),
         },
         "segmenter": model.config,
         "class_names": names,

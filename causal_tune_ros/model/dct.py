@@ -1,4 +1,4 @@
-"""Orthonormal 2-D DCT-II and its inverse as plain matrix products (SPEC section 2, step 2).
+"""Orthonormal 2-D DCT-II and its inverse as plain matrix products (the transform of docs/METHOD.md).
 
 The transforms are written as ``matmul`` with cached DCT bases rather than FFT calls so that they run on
 every backend, are differentiable, export to ONNX as ``MatMul`` nodes and compile in TensorRT.

@@ -100,7 +100,8 @@ def interpolate_pos_embed(
 
     transformers (5.x) reproduces the registers variant exactly, but its ``Dinov2Model`` (no registers)
     resizes by ``size`` without the 0.1 offset, so it differs from the official model at non-native input
-    sizes (identical at the native grid). Build ``DinoV2(..., interpolate_offset=0.0)`` to reproduce it.
+    sizes (identical at the native grid). ``DinoV2(..., interpolate_offset=0.0)`` reproduces it, and
+    :func:`~causal_tune_ros.model.loading.load_backbone` sets that for Hugging Face sources.
 
     Args:
         pos_embed: (1, 1 + M * M, C) position embeddings of the pretraining grid M x M.
@@ -130,6 +131,28 @@ def interpolate_pos_embed(
     patch_pos = F.interpolate(patch_pos, mode="bicubic", align_corners=False, antialias=antialias, **resize)
     patch_pos = patch_pos.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
     return torch.cat((pos_embed[:, :1], patch_pos), dim=1)
+
+
+def interpolation_convention(config: dict[str, Any]) -> str:
+    """Name the position-embedding resampling a backbone config uses (recorded in checkpoints).
+
+    Args:
+        config: A :attr:`DinoV2.config`.
+
+    Returns:
+        ``"official+transformers"`` (register models: both agree), ``"official"`` (+0.1 offset, no
+        antialias), ``"transformers"`` (by size, no antialias, no registers) or ``"custom"``.
+    """
+    registers = int(config.get("num_register_tokens", 0))
+    offset, antialias = (
+        float(config.get("interpolate_offset", 0.0)),
+        bool(config.get("interpolate_antialias")),
+    )
+    if offset == 0.0 and antialias == (registers > 0):
+        return "official+transformers" if registers else "transformers"
+    if registers == 0 and offset == 0.1 and not antialias:
+        return "official"
+    return "custom"
 
 
 def _resolve_config(arch: str, num_register_tokens: int, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -287,14 +310,16 @@ class DinoV2(nn.Module):
         """Build the backbone a weights file or folder describes and load its weights (eval mode, CPU).
 
         Accepts an official checkpoint (``dinov2_vits14_pretrain.pth``, ``dinov2_vitb14_reg4_pretrain.pth``,
-        ...), a Hugging Face folder (``config.json`` + ``model.safetensors``) or a file written by
+        ...), a Hugging Face folder (``config.json`` + ``model.safetensors``), a hub name
+        (``facebook/dinov2-large``, ``dinov2_vitl14``) or a file written by
         :func:`causal_tune_ros.model.loading.save_official_checkpoint`. See
         :func:`causal_tune_ros.model.loading.load_backbone` for how overrides combine with the file.
 
         Args:
             path_or_folder: The file or folder.
             **overrides: Settings replacing inferred ones (``num_heads`` for non-standard widths,
-                ``interpolate_offset=0.0`` to resample position embeddings as transformers does, ...);
+                ``interpolate_offset=0.1`` to resample position embeddings of a Hugging Face
+                model as the official repository does, ...);
                 ``arch=...`` insists on an architecture and the file must then match it.
 
         Returns:

@@ -1,6 +1,6 @@
 """Decode heads that turn ViT feature grids into per-pixel class logits.
 
-:class:`LightHead` is the default real-time head (SPEC section 2): features from four evenly spaced layers,
+:class:`LightHead` is the default real-time head (docs/METHOD.md): features from four evenly spaced layers,
 each projected by a 1x1 convolution + normalisation + ReLU, concatenated and fused by another 1x1
 convolution, classified per pixel and brought to 1/4 of the input resolution by bilinear interpolation.
 It uses only Conv2d, BatchNorm/GroupNorm, ReLU, concat and resize, all native TensorRT layers.

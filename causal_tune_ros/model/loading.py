@@ -16,6 +16,18 @@ Sources understood by :func:`load_backbone` / :meth:`DinoV2.from_pretrained`:
 - **Files written by** :func:`save_official_checkpoint` (``.pth``: official layout; ``.safetensors``:
   official layout plus the model config in the metadata, so any size reloads without hints).
 
+- **Hub names**: ``facebook/dinov2-large`` (any ``org/name`` that is not a local path) resolves through
+  ``huggingface_hub`` and its standard cache (``HF_HUB_CACHE`` / ``HF_HOME``); ``dinov2_vitl14`` (the
+  ``torch.hub`` names ``dinov2_vit{s,b,l,g}14[_reg]``) through the official download URL into
+  ``torch.hub``'s cache (``<torch.hub.get_dir()>/checkpoints``, as ``torch.hub.load`` stores it). A cached
+  copy is used without any network access; ``HF_HUB_OFFLINE=1`` forbids downloads for both hubs.
+
+Position embeddings are resampled for non-native input sizes the way the source's own code does:
+Hugging Face sources (folders, hub names, HF-layout files) as ``transformers`` (by output size; with
+antialias for register models), official checkpoints as the facebookresearch repository (a +0.1
+scale-factor offset without registers). The choice is part of the model's ``config``
+(``interpolate_offset``, ``interpolate_antialias``), so checkpoints record it; ``overrides`` change it.
+
 Files are recognised by content, not by extension. Every failure raises
 :class:`~causal_tune_ros.errors.CheckpointError` saying what is wrong and where.
 """
@@ -47,6 +59,13 @@ HF_MODEL_TYPES = ("dinov2", "dinov2_with_registers")
 CONFIG_METADATA_KEY = "causal_tune_ros.dinov2_config"
 
 _HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+#: Official checkpoint URL of a ``torch.hub`` name (``dinov2_vitl14`` or ``dinov2_vitl14_reg``).
+OFFICIAL_URL = "https://dl.fbaipublicfiles.com/dinov2/{arch}/{arch}{reg}_pretrain.pth"
+_TORCH_HUB_NAME = re.compile(r"^(dinov2_vit[sblg]14)(_reg)?$")
+_HF_REPO_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".json")
+_HF_PATTERNS = ["config.json", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors"]
 _OPTIONAL_KEYS = ("mask_token",)  # unused at inference; HF configs with use_mask_token=False omit it
 _MAX_LISTED = 5
 
@@ -522,6 +541,95 @@ def _merge(inferred: dict[str, Any], overrides: dict[str, Any], source: str) -> 
     return config
 
 
+def hf_interpolation(num_register_tokens: int) -> dict[str, Any]:
+    """``DinoV2`` settings that resample position embeddings exactly as ``transformers`` does.
+
+    Args:
+        num_register_tokens: Register tokens of the model (``Dinov2WithRegistersModel`` antialiases).
+
+    Returns:
+        ``{"interpolate_offset": 0.0, "interpolate_antialias": num_register_tokens > 0}``.
+    """
+    return {"interpolate_offset": 0.0, "interpolate_antialias": num_register_tokens > 0}
+
+
+def _offline(offline: bool | None) -> bool:
+    if offline is not None:
+        return bool(offline)
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _from_torch_hub(name: str, offline: bool) -> Path:
+    match = _TORCH_HUB_NAME.match(name)
+    assert match is not None
+    arch, reg = match.group(1), "_reg4" if match.group(2) else ""
+    url = OFFICIAL_URL.format(arch=arch, reg=reg)
+    target = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
+    if target.is_file():
+        return target
+    if offline:
+        raise CheckpointError(
+            f"{name}: {target.name} is not in torch.hub's cache ({target.parent}) and downloads are off "
+            f"(HF_HUB_OFFLINE): download {url} there, or pass the file's path"
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(target), progress=True)  # writes beside, then renames
+    except Exception as exc:  # URLError, HTTPError, OSError: all mean "not downloaded"
+        raise CheckpointError(
+            f"{name}: cannot download {url} into torch.hub's cache {target.parent} ({exc}); "
+            "download it by hand into that folder, or pass the file's path"
+        ) from exc
+    return target
+
+
+def _from_hf_hub(name: str, offline: bool) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise CheckpointError(
+            f"{name} looks like a Hugging Face model name, but huggingface_hub is not installed "
+            "(pip install huggingface_hub); or pass a local file or folder"
+        ) from exc
+    try:
+        return Path(snapshot_download(repo_id=name, allow_patterns=_HF_PATTERNS, local_files_only=offline))
+    except Exception as exc:  # offline misses, unknown repos and network errors all end here
+        where = (
+            "it is not in the Hugging Face cache while downloads are off (HF_HUB_OFFLINE)"
+            if offline
+            else "it could not be fetched from the Hugging Face hub"
+        )
+        raise CheckpointError(
+            f"{name} is not a local file or folder, and {where}: {type(exc).__name__}: {exc}. "
+            f"Run once online (or `hf download {name}`), or pass a local path"
+        ) from exc
+
+
+def resolve_backbone_source(name: str | os.PathLike[str], offline: bool | None = None) -> Path:
+    """The local file or folder a backbone name stands for (see the module docstring for hub names).
+
+    Args:
+        name: A path, a Hugging Face model name (``facebook/dinov2-large``) or a ``torch.hub`` name
+            (``dinov2_vitl14``, ``dinov2_vitl14_reg``). An existing path always wins.
+        offline: Never download; ``None`` reads ``HF_HUB_OFFLINE`` from the environment.
+
+    Returns:
+        The path (unchanged for anything that is not a hub name; it may not exist).
+
+    Raises:
+        CheckpointError: For a hub name that is neither cached nor downloadable.
+    """
+    path = Path(name).expanduser()
+    text = str(name)
+    if path.exists():
+        return path
+    if _TORCH_HUB_NAME.match(text):
+        return _from_torch_hub(text, _offline(offline))
+    if _HF_REPO_NAME.match(text) and not text.lower().endswith(_WEIGHT_SUFFIXES):
+        return _from_hf_hub(text, _offline(offline))
+    return path
+
+
 def load_backbone(path: str | os.PathLike[str], **overrides: Any) -> DinoV2:
     """Build and load a DINOv2 backbone from an official checkpoint, a Hugging Face folder, or our files.
 
@@ -529,11 +637,12 @@ def load_backbone(path: str | os.PathLike[str], **overrides: Any) -> DinoV2:
     :func:`save_official_checkpoint`); ``overrides`` replace single settings (e.g. ``num_heads`` for a
     non-official width, ``interpolate_offset=0.0`` to resample position embeddings exactly as
     transformers' ``Dinov2Model``). Passing ``arch`` builds ``DinoV2(**overrides)`` as given, and the
-    weights must then fit it. Position-embedding interpolation follows the official DINOv2 models by
-    default, also for Hugging Face folders (see :func:`causal_tune_ros.model.dinov2.interpolate_pos_embed`).
+    weights must then fit it. Position embeddings are resampled as the source's own code does: as
+    ``transformers`` for Hugging Face sources (:func:`hf_interpolation`), as the official repository for
+    official checkpoints (see :func:`causal_tune_ros.model.dinov2.interpolate_pos_embed`).
 
     Args:
-        path: File or folder.
+        path: File, folder or hub name (:func:`resolve_backbone_source`).
         **overrides: ``DinoV2`` keyword arguments.
 
     Returns:
@@ -541,9 +650,10 @@ def load_backbone(path: str | os.PathLike[str], **overrides: Any) -> DinoV2:
 
     Raises:
         CheckpointError: Path missing; not a checkpoint; truncated or corrupt file; folder without
-            weights; unsupported ``model_type``; missing / unexpected keys or shape mismatches.
+            weights; unsupported ``model_type``; missing / unexpected keys or shape mismatches; a hub
+            name neither cached nor downloadable.
     """
-    path = Path(path).expanduser()
+    path = resolve_backbone_source(path)
     source = str(path)
     if not path.exists():
         raise CheckpointError(f"backbone weights not found: {path} does not exist")
@@ -555,6 +665,7 @@ def load_backbone(path: str | os.PathLike[str], **overrides: Any) -> DinoV2:
                 "(pass the .pth file itself for official checkpoints)"
             )
         inferred = config_from_hf(_read_json(cfg_file), str(cfg_file))
+        inferred.update(hf_interpolation(int(inferred.get("num_register_tokens", 0))))
         tensors = _read_hf_weights(path)
         state = official_from_hf(tensors) if is_hf_layout(tensors) else normalize_official(tensors)
     else:
@@ -567,6 +678,7 @@ def load_backbone(path: str | os.PathLike[str], **overrides: Any) -> DinoV2:
                 if sibling.is_file()
                 else config_from_state_dict(state, source)
             )
+            inferred.update(hf_interpolation(int(inferred.get("num_register_tokens", 0))))
         else:
             state = normalize_official(tensors)
             inferred = config_from_state_dict(state, source)

@@ -1,4 +1,4 @@
-"""Mask2Former-style mask-classification head: the accuracy option the paper reports with (SPEC section 2).
+"""Mask2Former-style mask-classification head: the accuracy option the paper reports with.
 
 Structure (Cheng et al., "Masked-attention Mask Transformer", CVPR 2022), rebuilt from plain layers so that
 it exports to ONNX / TensorRT: no deformable attention and no custom CUDA op.
@@ -14,6 +14,12 @@ it exports to ONNX / TensorRT: no deformable attention and no custom CUDA op.
   mask of layer ``j`` comes from the mask predicted *before* it: a query may only look at memory positions
   where its mask is in the foreground (``sigmoid >= 0.5``, i.e. logit >= 0); a query whose mask is empty
   at that level attends everywhere (otherwise its softmax row would be undefined).
+- **Query linking** (``link_queries=True``, Rein's design, which the released Causal-Tune keeps): the
+  queries are not free embeddings but come from the Causal-Tune tokens ``T`` (L layers x m tokens x C):
+  a shared ``Linear(C, D)`` per layer, then per token the maximum and the mean over layers and the last
+  layer's value, concatenated and merged by ``Linear(3 D, D)`` into ``m x D`` queries. They serve as the
+  query positions, and a ``Linear(D, D)`` projection of them as the initial query features, so the head's
+  loss trains the tokens through this path too.
 - **Predictions** after the query initialisation and after every layer: class logits over ``K + 1``
   classes (the last one is "no object") and mask logits as the dot product of a 3-layer MLP of the query
   with the mask features.
@@ -258,6 +264,8 @@ class Mask2FormerHead(nn.Module):
         dropout: Dropout in the decoder (0 as in Mask2Former).
         eval_output: ``"scores"`` (Mask2Former's semantic scores) or ``"log_scores"`` (their logarithm, whose
             softmax is the normalised score: a calibrated-looking confidence in the pipeline).
+        link_queries: Build the queries from the tuner's tokens (see the module docstring) instead of
+            learning ``query_feat`` / ``query_embed``; ``forward`` then needs ``tokens``.
 
     Attributes:
         num_inputs: 4, the number of feature grids the head takes.
@@ -280,6 +288,7 @@ class Mask2FormerHead(nn.Module):
         dim_feedforward: int = 1024,
         dropout: float = 0.0,
         eval_output: str = "scores",
+        link_queries: bool = False,
     ) -> None:
         super().__init__()
         check_positive_ints(
@@ -313,10 +322,18 @@ class Mask2FormerHead(nn.Module):
         self.dim_feedforward = dim_feedforward
         self.dropout = float(dropout)
         self.eval_output = eval_output
+        if not isinstance(link_queries, bool):
+            raise ConfigError(f"Mask2FormerHead link_queries must be true or false, got {link_queries!r}")
+        self.link_queries = link_queries
 
         self.pixel_decoder = _PixelDecoder(in_channels, hidden_dim)
-        self.query_feat = nn.Embedding(num_queries, hidden_dim)
-        self.query_embed = nn.Embedding(num_queries, hidden_dim)
+        if link_queries:
+            self.query_transform = nn.Linear(in_channels, hidden_dim)
+            self.query_merge = nn.Linear(3 * hidden_dim, hidden_dim)
+            self.query_proj = nn.Linear(hidden_dim, hidden_dim)
+        else:
+            self.query_feat = nn.Embedding(num_queries, hidden_dim)
+            self.query_embed = nn.Embedding(num_queries, hidden_dim)
         self.level_embed = nn.Embedding(NUM_FEATURE_LEVELS, hidden_dim)
         self.layers = nn.ModuleList(
             _DecoderLayer(hidden_dim, num_heads, dim_feedforward, self.dropout)
@@ -326,7 +343,10 @@ class Mask2FormerHead(nn.Module):
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
         self.mask_embed = _MLP(hidden_dim, hidden_dim, 3)
         for name, param in self.named_parameters():
-            if not name.startswith("pixel_decoder.") and param.dim() > 1:
+            # The query-linking layers keep PyTorch's Linear init, as in Rein.
+            if not name.startswith(
+                ("pixel_decoder.", "query_transform.", "query_merge.", "query_proj.")
+            ) and (param.dim() > 1):
                 nn.init.xavier_uniform_(param)
 
     @property
@@ -343,19 +363,47 @@ class Mask2FormerHead(nn.Module):
             "dim_feedforward": self.dim_feedforward,
             "dropout": self.dropout,
             "eval_output": self.eval_output,
+            "link_queries": self.link_queries,
         }
 
     def _check(self, features: Sequence[torch.Tensor]) -> None:
         check_feature_grids("Mask2FormerHead", features, self.num_inputs, self.in_channels)
 
+    def linked_queries(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Queries from the tuner's tokens: per-layer transform, pooled over layers, merged.
+
+        Args:
+            tokens: (L, num_queries, in_channels) tokens ``T_i`` of every tuned layer, in layer order.
+
+        Returns:
+            (num_queries, hidden_dim) queries (used as query positions; their projection as features).
+
+        Raises:
+            ValueError: If the head does not link queries or ``tokens`` has the wrong shape.
+        """
+        if not self.link_queries:
+            raise ValueError("this Mask2FormerHead was built with link_queries=False")
+        if tokens.ndim != 3 or tokens.shape[1:] != (self.num_queries, self.in_channels):
+            raise ValueError(
+                f"tokens must be (layers, {self.num_queries}, {self.in_channels}), got {tuple(tokens.shape)}"
+            )
+        per_layer = self.query_transform(tokens)  # (L, Q, D)
+        pooled = torch.cat((per_layer.amax(dim=0), per_layer.mean(dim=0), per_layer[-1]), dim=-1)  # (Q, 3D)
+        return self.query_merge(pooled)
+
     def forward(
-        self, features: Sequence[torch.Tensor], out_size: tuple[int, int]
+        self,
+        features: Sequence[torch.Tensor],
+        out_size: tuple[int, int],
+        tokens: torch.Tensor | None = None,
     ) -> torch.Tensor | dict[str, Any]:
         """Predict masks and classes; in eval mode, combine them into semantic scores.
 
         Args:
             features: 4 tensors (B, in_channels, h, w), all the same shape (the ViT patch grids).
             out_size: Output ``(height, width)`` of the eval-mode scores, usually ``(H // 4, W // 4)``.
+            tokens: With ``link_queries``: the tuner's (L, num_queries, in_channels) tokens (required);
+                otherwise must be ``None``.
 
         Returns:
             Training mode: dict with ``pred_logits`` (B, Q, K + 1), ``pred_masks`` (B, Q, 4h, 4w) (logits)
@@ -364,9 +412,14 @@ class Mask2FormerHead(nn.Module):
             see ``eval_output``).
 
         Raises:
-            ValueError: For the wrong number of features or mismatched / wrongly sized grids.
+            ValueError: For the wrong number of features or mismatched / wrongly sized grids, or ``tokens``
+                missing (linked queries), given (free queries) or wrongly shaped.
         """
         self._check(features)
+        if self.link_queries and tokens is None:
+            raise ValueError("this Mask2FormerHead links its queries to the tuner's tokens: pass tokens=")
+        if not self.link_queries and tokens is not None:
+            raise ValueError("tokens given to a Mask2FormerHead with link_queries=False")
         mask_features, levels = self.pixel_decoder(features)
         B = mask_features.shape[0]
         memories, positions, level_features = [], [], []
@@ -379,8 +432,13 @@ class Mask2FormerHead(nn.Module):
                 F.interpolate(mask_features, size=(h, w), mode="bilinear", align_corners=False).flatten(2)
             )
 
-        queries = self.query_feat.weight.unsqueeze(0).expand(B, -1, -1)
-        query_pos = self.query_embed.weight.unsqueeze(0)
+        if tokens is not None:
+            linked = self.linked_queries(tokens.to(mask_features.dtype))
+            queries = self.query_proj(linked).unsqueeze(0).expand(B, -1, -1)
+            query_pos = linked.unsqueeze(0)
+        else:
+            queries = self.query_feat.weight.unsqueeze(0).expand(B, -1, -1)
+            query_pos = self.query_embed.weight.unsqueeze(0)
         predictions: list[dict[str, torch.Tensor]] = []
         for j in range(self.num_decoder_layers + 1):
             decoded = self.decoder_norm(queries)

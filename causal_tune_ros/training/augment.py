@@ -37,6 +37,8 @@ class AugmentParams:
     saturation_range: tuple[float, float] = (0.5, 1.5)
     hue_delta: float = 18.0
     ignore_index: int = IGNORE_ID
+    short_edge: tuple[int, ...] | None = None
+    max_long_edge: int | None = None
 
 
 def resize_pair(
@@ -67,8 +69,14 @@ def fit_size(shape: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
 def random_scale(
     image: np.ndarray, labels: np.ndarray, params: AugmentParams, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resize into ``base_size`` (if any), then by a factor drawn from ``scale_range``."""
+    """Resize into ``base_size`` (if any), then by a factor drawn from ``scale_range``; or, with
+    ``short_edge``, the short edge to a length drawn from it (long edge at most ``max_long_edge``)."""
     h, w = image.shape[:2]
+    if params.short_edge:
+        factor = float(params.short_edge[int(rng.integers(len(params.short_edge)))]) / min(h, w)
+        if params.max_long_edge is not None:
+            factor = min(factor, params.max_long_edge / max(h, w))
+        return resize_pair(image, labels, (max(1, round(h * factor)), max(1, round(w * factor))))
     if params.base_size is not None:
         h, w = fit_size((h, w), params.base_size)
     lo, hi = params.scale_range

@@ -48,12 +48,31 @@ class BackboneConfig:
 
 @dataclass
 class TunerConfig:
-    """Causal-Tune blocks (SPEC section 2): which layers, how many tokens, rank, initial scale."""
+    """Causal-Tune blocks (docs/METHOD.md): which layers, how many tokens, rank, initial scale, operator.
+
+    Attributes:
+        layers: Blocks refined (``None``: all).
+        num_tokens: Tokens per layer ``m``.
+        rank: Token rank ``r``.
+        scale_init: Initial refinement scale ``s``.
+        operator: ``spatial`` (the paper as written: DCT over the patch grid, Gaussian band-pass, exportable),
+            ``channel`` (DCT of each token's channels on a square grid, as the released code transforms;
+            exportable) or ``released`` (the released code's arithmetic, for reproducing its numbers only).
+        attention_sink: Token 0's value is dropped (released: true).
+        token_init: Token init range, ``dim`` or ``lora`` (released: ``lora``).
+        token_init_patch: Patch size in that range (``null``: the backbone's; released: 16).
+        linear_bias_init: ``zero`` or ``default`` (PyTorch's; released) for the projections' biases.
+    """
 
     layers: list[int] | None = None
     num_tokens: int = 100
     rank: int = 16
     scale_init: float = 1e-3
+    operator: Literal["spatial", "channel", "released"] = "spatial"
+    attention_sink: bool = False
+    token_init: Literal["dim", "lora"] = "dim"
+    token_init_patch: int | None = None
+    linear_bias_init: Literal["zero", "default"] = "zero"
 
 
 @dataclass
@@ -65,11 +84,16 @@ class HeadConfig:
             accuracy option, trained with Mask2Former's set criterion); any name in ``model.heads.HEADS``.
         options: Keyword arguments of the head's constructor (``channels``, ``num_queries``, ...).
         loss_options: Keyword arguments of the set criterion of mask heads (``num_points``, weights).
+        layers: Backbone blocks whose outputs feed the head (``None``: evenly spaced, ``[5, 11, 17, 23]``
+            for ViT-L; the released code: ``[7, 11, 15, 23]``).
+        final_norm: Apply the backbone's final LayerNorm to those outputs (the released code does not).
     """
 
     type: str = "light"
     options: dict[str, Any] = field(default_factory=dict)
     loss_options: dict[str, Any] = field(default_factory=dict)
+    layers: list[int] | None = None
+    final_norm: bool = True
 
 
 @dataclass
@@ -137,6 +161,9 @@ class AugmentConfig:
         cat_max_ratio: Re-draw a crop (up to 10 times) while one class covers more than this share of it.
         hflip_prob: Probability of a horizontal flip.
         photometric: Apply brightness / contrast / saturation / hue jitter (each with probability 0.5).
+        short_edge: When set, replaces ``base_size`` and ``scale_range``: the short edge is resized to one
+            of these lengths, drawn uniformly (mmseg's ``RandomChoiceResize`` + ``ResizeShortestEdge``).
+        max_long_edge: With ``short_edge``: the long edge never exceeds this (the short edge gives way).
     """
 
     crop_size: list[int] = field(default_factory=lambda: [512, 512])
@@ -149,6 +176,8 @@ class AugmentConfig:
     contrast_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
     saturation_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
     hue_delta: float = 18.0
+    short_edge: list[int] | None = None
+    max_long_edge: int | None = None
 
 
 @dataclass
@@ -164,8 +193,10 @@ class OptimConfig:
         poly_power: Exponent of the poly decay ``(1 - step / iterations) ** power``.
         min_lr: Floor of the decayed learning rate.
         grad_clip: Max gradient norm, or ``None`` for no clipping.
-        no_decay_keys: Parameters whose name contains one of these get no weight decay (1-D parameters,
-            i.e. biases, norms and the scale, never get it).
+        no_decay_keys: Parameters whose name contains one of these get no weight decay.
+        no_decay_1d: 1-D parameters (biases, norm weights, the scale) get no weight decay either.
+        no_decay_norms: Parameters of normalisation layers (LayerNorm, GroupNorm, BatchNorm) get none
+            (mmcv's ``norm_decay_mult=0``, as the released recipe, which decays other biases).
     """
 
     lr: float = 1e-4
@@ -181,6 +212,8 @@ class OptimConfig:
     min_lr: float = 0.0
     grad_clip: float | None = None
     no_decay_keys: list[str] = field(default_factory=lambda: ["token"])
+    no_decay_1d: bool = True
+    no_decay_norms: bool = False
 
 
 @dataclass
@@ -272,6 +305,41 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain (JSON/YAML-able) mapping that :func:`config_from_dict` turns back into this config."""
         return _to_plain(self)
+
+
+def weight_decay_groups(model: Any, optim: OptimConfig) -> tuple[list[Any], list[Any]]:
+    """Split a model's trainable parameters into (decayed, not decayed) as ``optim`` says.
+
+    A parameter gets no weight decay when its name contains one of ``optim.no_decay_keys``, when it is
+    1-D and ``optim.no_decay_1d``, or when it belongs to a LayerNorm / GroupNorm / BatchNorm and
+    ``optim.no_decay_norms``.
+
+    Args:
+        model: A module with ``trainable_parameters()`` (the segmenter).
+        optim: The ``optim`` section.
+
+    Returns:
+        ``(decay, no_decay)`` parameter lists, in ``named_parameters`` order.
+    """
+    from torch import nn
+
+    norms = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
+    trainable = {id(p) for p in model.trainable_parameters()}
+    in_norm = {
+        id(p) for module in model.modules() if isinstance(module, norms) for p in module.parameters(False)
+    }
+    decay: list[Any] = []
+    no_decay: list[Any] = []
+    for name, param in model.named_parameters():
+        if id(param) not in trainable:
+            continue
+        exempt = (
+            any(key in name for key in optim.no_decay_keys)
+            or (optim.no_decay_1d and param.ndim <= 1)
+            or (optim.no_decay_norms and id(param) in in_norm)
+        )
+        (no_decay if exempt else decay).append(param)
+    return decay, no_decay
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -480,11 +548,27 @@ def _check_ranges(cfg: TrainConfig) -> None:
     if m.tuner.layers is not None:
         _require(len(m.tuner.layers) > 0, "model.tuner.layers", "must list at least one layer (or be null)")
         _require(min(m.tuner.layers) >= 0, "model.tuner.layers", "layer indices must be >= 0")
+    _require(
+        m.tuner.token_init_patch is None or m.tuner.token_init_patch > 0,
+        "model.tuner.token_init_patch",
+        "must be > 0",
+    )
+    if m.head.layers is not None:
+        _require(len(m.head.layers) > 0, "model.head.layers", "must list layers (or be null)")
+        _require(min(m.head.layers) >= 0, "model.head.layers", "layer indices must be >= 0")
     _check_band(m.band, "model.band")
     _require(cfg.data.num_workers >= 0, "data.num_workers", "must be >= 0")
     _pair(a.crop_size, "augment.crop_size")
     _pair(a.base_size, "augment.base_size")
     _pair(a.scale_range, "augment.scale_range")
+    if a.short_edge is not None:
+        _require(len(a.short_edge) > 0 and min(a.short_edge) > 0, "augment.short_edge", "needs lengths > 0")
+    _require(a.max_long_edge is None or a.max_long_edge > 0, "augment.max_long_edge", "must be > 0 or null")
+    _require(
+        a.max_long_edge is None or a.short_edge is not None,
+        "augment.max_long_edge",
+        "needs augment.short_edge",
+    )
     _require(a.scale_range[0] <= a.scale_range[1], "augment.scale_range", "needs min <= max")
     _require(0.0 < a.cat_max_ratio <= 1.0, "augment.cat_max_ratio", "must be in (0, 1]")
     _require(0.0 <= a.hflip_prob <= 1.0, "augment.hflip_prob", "must be in [0, 1]")

@@ -34,6 +34,8 @@ from causal_tune_ros.training.metrics import ConfusionMatrix
 
 #: Key of the all-conditions aggregate in :attr:`EvalResult.matrices`.
 ALL = "all"
+#: Row of the mean of the per-condition mIoUs (the paper's "mean"; :data:`ALL` pools the pixels instead).
+MEAN = "mean"
 #: Condition of samples that name none.
 UNKNOWN = "unknown"
 
@@ -100,8 +102,14 @@ class EvalResult:
         """Share of labelled pixels predicted correctly."""
         return float(self.matrices[condition].pixel_accuracy())
 
+    def mean_miou(self) -> float:
+        """Mean of the per-condition mIoUs (how the paper reports "mean"); NaN without conditions."""
+        values = [self.miou(c) for c in self.conditions]
+        return float(np.mean(values)) if values else math.nan
+
     def summary(self) -> dict[str, Any]:
-        """JSON-able summary: per condition mIoU, pixel accuracy, images and per-class IoU."""
+        """JSON-able summary: per condition mIoU, pixel accuracy, images and per-class IoU;
+        ``"mean": {"miou": ...}`` (mean of the condition mIoUs) and :data:`ALL` (pooled pixels)."""
         out: dict[str, Any] = {"band": None if self.band is None else list(self.band.as_tuple())}
         for cond in [*self.conditions, ALL]:
             out[cond] = {
@@ -110,6 +118,7 @@ class EvalResult:
                 "images": self.num_images[cond],
                 "iou": {n: _nan_to_none(v) for n, v in zip(self.class_names, self.iou(cond), strict=True)},
             }
+        out[MEAN] = {"miou": _nan_to_none(self.mean_miou()), "conditions": list(self.conditions)}
         return out
 
 
@@ -490,7 +499,8 @@ def _pct(value: float) -> str:
 
 
 def format_condition_table(results: Sequence[EvalResult]) -> str:
-    """Markdown table: one row per condition (and ``all``), one column group (mIoU, pixel acc.) per band.
+    """Markdown table: one row per condition, ``mean`` (mean of the condition mIoUs) and ``all`` (pooled
+    pixels), one column group (mIoU, pixel acc.) per band.
 
     Args:
         results: Results on the same data set (e.g. from :func:`evaluate_bands`).
@@ -504,6 +514,12 @@ def format_condition_table(results: Sequence[EvalResult]) -> str:
         header += [f"{r.label} mIoU", f"{r.label} aAcc"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in keys:
+        if key == MEAN:
+            row = [MEAN, str(results[0].num_images.get(ALL, 0))]
+            for r in results:
+                row += [_pct(r.mean_miou()), "-"]
+            lines.append("| " + " | ".join(row) + " |")
+            continue
         row = [key, str(results[0].num_images.get(key, 0))]
         for r in results:
             if key in r.matrices:
@@ -526,7 +542,7 @@ def format_class_table(results: Sequence[EvalResult], condition: str = ALL) -> s
 
 
 def _condition_keys(results: Sequence[EvalResult]) -> list[str]:
-    return [*results[0].conditions, ALL]
+    return [*results[0].conditions, MEAN, ALL]
 
 
 def format_markdown(results: Sequence[EvalResult], title: str | None = None) -> str:
@@ -553,7 +569,8 @@ CSV_FIELDS = ("dataset", "band", "r_low", "r_high", "condition", "images", "miou
 def format_csv(results: Sequence[EvalResult]) -> str:
     """CSV text: one row per (band setting, condition) with mIoU, pixel accuracy and every class IoU.
 
-    Values are fractions in [0, 1] (empty for a class that never occurs).
+    Values are fractions in [0, 1] (empty for a class that never occurs). The ``mean`` row holds the mean
+    of the condition mIoUs only (its pixel accuracy and class IoUs are empty); ``all`` pools the pixels.
     """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -562,6 +579,21 @@ def format_csv(results: Sequence[EvalResult]) -> str:
     for r in results:
         low, high = ("", "") if r.band is None else r.band.as_tuple()
         for key in _condition_keys([r]):
+            if key == MEAN:
+                mean = r.mean_miou()
+                writer.writerow(
+                    [
+                        r.dataset,
+                        r.label,
+                        low,
+                        high,
+                        MEAN,
+                        r.num_images[ALL],
+                        "" if math.isnan(mean) else f"{mean:.6f}",
+                    ]
+                    + [""] * (1 + len(class_names))
+                )
+                continue
             ious = ["" if math.isnan(v) else f"{v:.6f}" for v in r.iou(key)]
             writer.writerow(
                 [

@@ -92,9 +92,11 @@ def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
     # Own RNG streams so the model is a function of the config alone, whatever ran before.
     with torch.random.fork_rng(devices=[]):
         if bb.weights:
-            if not Path(bb.weights).exists():
-                raise CheckpointError(f"model.backbone.weights: {bb.weights} does not exist")
-            backbone = DinoV2.from_pretrained(bb.weights, **bb.overrides)
+            # A path, or a hub name (facebook/dinov2-large, dinov2_vitl14) resolved through its cache.
+            try:
+                backbone = DinoV2.from_pretrained(bb.weights, **bb.overrides)
+            except CheckpointError as exc:
+                raise CheckpointError(f"model.backbone.weights: {exc}") from exc
         else:
             torch.manual_seed(bb.init_seed)
             try:
@@ -116,7 +118,19 @@ def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
             raise ConfigError(f"model.head: {exc}") from exc
         t = cfg.tuner
         model = CausalTuneSegmenter(
-            backbone, head, layers=t.layers, num_tokens=t.num_tokens, rank=t.rank, scale_init=t.scale_init
+            backbone,
+            head,
+            layers=t.layers,
+            num_tokens=t.num_tokens,
+            rank=t.rank,
+            scale_init=t.scale_init,
+            feature_layers=cfg.head.layers,
+            feature_norm=cfg.head.final_norm,
+            operator=t.operator,
+            attention_sink=t.attention_sink,
+            token_init=t.token_init,
+            token_init_patch=t.token_init_patch,
+            linear_bias_init=t.linear_bias_init,
         )
     return model
 
@@ -434,6 +448,8 @@ class Trainer:
             saturation_range=tuple(a.saturation_range),
             hue_delta=a.hue_delta,
             ignore_index=self.classes.ignore_id,
+            short_edge=None if a.short_edge is None else tuple(a.short_edge),
+            max_long_edge=a.max_long_edge,
         )
         base = build_dataset_from_config(cfg.data.train, "data.train")
         if cfg.data.cache:
@@ -498,19 +514,13 @@ class Trainer:
         return criterion.to(self.device)
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
-        """AdamW over ``trainable_parameters()`` only; no weight decay on 1-D params and the tokens."""
+        """AdamW over ``trainable_parameters()`` only; weight-decay groups from ``optim.no_decay_*``."""
+        from causal_tune_ros.training.config import weight_decay_groups
+
         o = self.cfg.optim
-        trainable = {id(p) for p in self.model.trainable_parameters()}
-        if not trainable:
+        if not self.model.trainable_parameters():
             raise ConfigError("the model has no trainable parameters")
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            if id(param) not in trainable:
-                continue
-            if param.ndim <= 1 or any(key in name for key in o.no_decay_keys):
-                no_decay.append(param)
-            else:
-                decay.append(param)
+        decay, no_decay = weight_decay_groups(self.model, o)
         groups = [
             {"params": decay, "weight_decay": o.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},

@@ -116,7 +116,12 @@ def test_round_trip_with_embedded_backbone_needs_nothing_else(
 def test_metadata_records_everything_needed(saved: Path, model: CausalTuneSegmenter) -> None:
     meta = read_checkpoint_metadata(saved)
     assert meta["format_version"] == FORMAT_VERSION
-    assert meta["backbone"] == {"arch": "custom", "config": model.backbone.config, "embedded": False}
+    assert meta["backbone"] == {
+        "arch": "custom",
+        "config": model.backbone.config,
+        "embedded": False,
+        "interpolation": "official+transformers",  # registers: both position-embedding rules agree
+    }
     assert meta["segmenter"] == model.config
     assert meta["segmenter"]["head"]["type"] == "LightHead"
     assert meta["class_names"] == NAMES

@@ -79,24 +79,22 @@ def test_matches_transformers_at_native_size(hf_pairs: dict, variant: str) -> No
     assert (got - expected).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("size", [NON_NATIVE, (238, 462)], ids=["42x70", "238x462"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_matches_transformers_at_non_native_size(hf_pairs: dict, variant: str) -> None:
+def test_hf_folders_match_transformers_at_non_native_sizes(hf_pairs: dict, variant: str, size: tuple) -> None:
+    """A Hugging Face folder resamples position embeddings as transformers does (by default)."""
     hf, folder = hf_pairs[variant]
-    images = _images(NON_NATIVE, seed=1)
+    images = _images(size, seed=1)
     with torch.no_grad():
         expected = hf(pixel_values=images).last_hidden_state
-        default = DinoV2.from_pretrained(folder)(images)
-        hf_style = DinoV2.from_pretrained(folder, interpolate_offset=0.0)(images)
-    # Resampling by output size (offset 0) is what transformers does for every variant.
-    assert (hf_style - expected).abs().max().item() < 1e-4
-    if VARIANTS[variant][0]:
-        # Official register models resample by size with antialias, exactly as transformers does.
-        assert (default - expected).abs().max().item() < 1e-4
-    else:
-        # Official models without registers keep DINOv2's +0.1 scale-factor kludge; transformers dropped
-        # it, so the two differ a little at non-native sizes (documented in interpolate_pos_embed).
-        gap = (default - expected).abs().max().item()
-        assert 1e-4 < gap < 0.1 * expected.abs().max().item()
+        ours = DinoV2.from_pretrained(folder)
+        got = ours(images)
+        official = DinoV2.from_pretrained(folder, interpolate_offset=0.1, interpolate_antialias=False)(images)
+    assert (got - expected).abs().max().item() < 1e-4
+    assert ours.config["interpolate_offset"] == 0.0
+    assert ours.config["interpolate_antialias"] == bool(VARIANTS[variant][0])
+    # The official rule (+0.1 scale-factor offset), still selectable, differs at these sizes.
+    assert (official - expected).abs().max().item() > 1e-4
 
 
 def test_interpolation_follows_official_dinov2() -> None:

@@ -46,6 +46,11 @@ def hf_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 IMAGES = torch.randn(1, 3, 42, 70, generator=torch.Generator().manual_seed(0))
+#: The official repository's resampling rule, without / with registers.
+_OFFICIAL_RULE = {
+    False: {"interpolate_offset": 0.1, "interpolate_antialias": False},
+    True: {"interpolate_offset": 0.0, "interpolate_antialias": True},
+}
 
 
 def _features(model: DinoV2) -> torch.Tensor:
@@ -73,8 +78,10 @@ def test_official_layout_round_trip(hf_folders: dict[str, Path], variant: str, t
     assert set(state) == _official_keys(2, variant == "registers", variant == "swiglu")
     # Width 64 is not an official width, so the head count is a hint; everything else is read from tensors.
     from_pth = DinoV2.from_pretrained(path, num_heads=4)
-    assert from_pth.config == from_hf.config
-    assert torch.equal(_features(from_pth), _features(from_hf))
+    # An official-layout .pth follows the official position-embedding rule; an HF folder transformers'.
+    official = DinoV2.from_pretrained(hf_folders[variant], **_OFFICIAL_RULE[variant == "registers"])
+    assert from_pth.config == official.config
+    assert torch.equal(_features(from_pth), _features(official))
     # The safetensors variant stores the config, so it reloads without hints.
     st_path = save_official_checkpoint(from_hf, tmp_path / "backbone.safetensors")
     assert torch.equal(_features(load_backbone(st_path)), _features(from_hf))

@@ -270,3 +270,68 @@ def test_segmenter_with_the_head_exports_to_onnx_and_matches_eager(tmp_path: Pat
             eager = model(images, band).numpy()
         assert onnx_out.shape == (1, CLASSES, HEIGHT // 4, WIDTH // 4)
         assert np.abs(onnx_out - eager).max() < 1e-3
+
+
+# ---------------------------------------------------------------------------------------------- query linking
+
+
+def _linked_model(seed: int = 5) -> CausalTuneSegmenter:
+    torch.manual_seed(seed)
+    backbone = DinoV2("vits14", embed_dim=DIM, depth=2, num_heads=4, img_size=56)
+    head = _head(link_queries=True)
+    return CausalTuneSegmenter(backbone, head, num_tokens=QUERIES, rank=4, scale_init=0.0)
+
+
+def test_linked_queries_are_pooled_from_the_tokens_as_described() -> None:
+    model = _linked_model()
+    head = model.head
+    assert not hasattr(head, "query_feat") and not hasattr(head, "query_embed")
+    tokens = model.tuner.tokens()  # (L, Q, C)
+    per_layer = tokens.detach() @ head.query_transform.weight.detach().T + head.query_transform.bias.detach()
+    pooled = torch.cat((per_layer.max(0).values, per_layer.mean(0), per_layer[-1]), dim=-1)
+    expected = pooled @ head.query_merge.weight.detach().T + head.query_merge.bias.detach()
+    assert torch.allclose(head.linked_queries(tokens).detach(), expected, atol=1e-6)
+    assert head.linked_queries(tokens).shape == (QUERIES, HIDDEN)
+
+
+def test_a_gradient_step_on_the_head_loss_changes_the_tokens() -> None:
+    # scale 0: the refinement adds nothing, so the head's query path is the tokens' only gradient path.
+    model = _linked_model().train()
+    images, labels = _synthetic_batch()
+    before = {n: p.detach().clone() for n, p in model.tuner.named_parameters()}
+    optimizer = torch.optim.SGD([model.tuner.tokens_a, model.tuner.tokens_b], lr=1.0)
+    criterion = SetCriterion(CLASSES, num_points=512, generator=torch.Generator().manual_seed(0))
+    criterion(model(images, BAND), labels)["loss"].backward()
+    assert model.tuner.tokens_a.grad.abs().sum() > 0 and model.tuner.tokens_b.grad.abs().sum() > 0
+    optimizer.step()
+    assert not torch.equal(model.tuner.tokens_a.detach(), before["tokens_a"])
+    assert not torch.equal(model.tuner.tokens_b.detach(), before["tokens_b"])
+    # Without linking the same step leaves them alone (no gradient path from the head at scale 0).
+    free = CausalTuneSegmenter(
+        DinoV2("vits14", embed_dim=DIM, depth=2, num_heads=4, img_size=56),
+        _head(),
+        num_tokens=8,
+        rank=4,
+        scale_init=0.0,
+    ).train()
+    criterion(free(images, BAND), labels)["loss"].backward()
+    assert free.tuner.tokens_a.grad is None or free.tuner.tokens_a.grad.abs().sum() == 0
+
+
+def test_linked_queries_need_as_many_tokens_as_queries_and_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    backbone = DinoV2("vits14", embed_dim=DIM, depth=2, num_heads=4, img_size=56)
+    with pytest.raises(ConfigError, match="num_queries must equal num_tokens"):
+        CausalTuneSegmenter(backbone, _head(link_queries=True), num_tokens=QUERIES + 1, rank=4)
+    with pytest.raises(ValueError, match="pass tokens="):
+        _head(link_queries=True)(
+            CausalTuneSegmenter(backbone, _head(), num_tokens=8).features(_images(1), BAND), (14, 28)
+        )
+    model = _linked_model().eval()
+    with torch.no_grad():
+        model.tuner.scale.fill_(0.5)
+        expected = model(_images(1), BAND)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "linked.safetensors", model, include_backbone=True))
+    assert loaded.head.link_queries
+    with torch.no_grad():
+        assert torch.equal(loaded(_images(1), BAND), expected)

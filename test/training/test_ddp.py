@@ -116,4 +116,4 @@ def test_torchrun_two_processes_train_and_evaluate(tmp_path: Path) -> None:
     two = (tmp_path / "eval2" / "synthetic_val.csv").read_text()
     one = (tmp_path / "eval1" / "synthetic_val.csv").read_text()
     assert two == one
-    assert len(one.strip().splitlines()) == 1 + 2 * 6  # header + 2 bands x (5 conditions + all)
+    assert len(one.strip().splitlines()) == 1 + 2 * 7  # header + 2 bands x (5 conditions + mean + all)

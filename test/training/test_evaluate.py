@@ -23,6 +23,7 @@ from causal_tune_ros.training.datasets import SyntheticDataset
 from causal_tune_ros.training.eval_command import parse_data_spec
 from causal_tune_ros.training.evaluate import (
     ALL,
+    MEAN,
     evaluate,
     evaluate_bands,
     format_markdown,
@@ -154,18 +155,43 @@ def test_tables_are_written(model: nn.Module, dataset: SyntheticDataset, tmp_pat
     md = paths["markdown"].read_text()
     assert "## synthetic (val)" in md
     assert "band 0.2-0.7 mIoU" in md and "no band-pass mIoU" in md
-    for cond in ("clear", "fog", "all"):
+    for cond in ("clear", "fog", "mean", "all"):
         assert f"| {cond} |" in md
     with paths["csv"].open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["band"], r["condition"]) for r in rows] == [
-        (b, c) for b in ("band 0.2-0.7", "no band-pass") for c in ("clear", "fog", "all")
+        (b, c) for b in ("band 0.2-0.7", "no band-pass") for c in ("clear", "fog", "mean", "all")
     ]
+    rows = [r for r in rows if r["condition"] != MEAN]  # checked in test_mean_row_is_the_mean_of_conditions
     for row, (res, cond) in zip(rows, [(r, c) for r in results for c in ("clear", "fog", ALL)], strict=True):
         assert float(row["miou"]) == pytest.approx(res.miou(cond), abs=1e-6)
         assert float(row["pixel_accuracy"]) == pytest.approx(res.pixel_accuracy(cond), abs=1e-6)
         assert float(row["iou_road"]) == pytest.approx(res.iou(cond)[0], abs=1e-6)
     assert format_markdown(results) == md
+
+
+def test_mean_row_is_the_mean_of_the_condition_rows(
+    model: nn.Module, dataset: SyntheticDataset, tmp_path: Path
+) -> None:
+    results = evaluate_bands(model, dataset, [Band(), Band(0.1, 0.5), None], class_names=NAMES)
+    paths = write_tables(results, tmp_path, stem="t")
+    with paths["csv"].open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    md_rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[3:-1]]
+        for line in paths["markdown"].read_text().splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip() in ("clear", "fog", "mean", "all")
+    }
+    for k, r in enumerate(results):
+        by_cond = {row["condition"]: row for row in rows if row["band"] == r.label}
+        conditions = [float(by_cond[c]["miou"]) for c in ("clear", "fog")]
+        assert float(by_cond["mean"]["miou"]) == pytest.approx(sum(conditions) / 2, abs=2e-6)
+        assert r.summary()["mean"]["miou"] == pytest.approx((r.miou("clear") + r.miou("fog")) / 2, abs=1e-12)
+        # Markdown (percent, one decimal): the mean row is the mean of the condition rows.
+        mean_pct = float(md_rows["mean"][2 * k])
+        assert mean_pct == pytest.approx(100 * (r.miou("clear") + r.miou("fog")) / 2, abs=0.051)
+    # Pooling pixels ("all") is a different number from the mean of conditions here.
+    assert any(abs(r.mean_miou() - r.miou(ALL)) > 1e-6 for r in results)
 
 
 def test_eval_command_end_to_end(
@@ -216,8 +242,10 @@ def test_eval_command_end_to_end(
     (entries,) = summary["datasets"].values()
     assert [e["label"] for e in entries] == ["band 0.2-0.7", "band 0.1-0.5", "no band-pass"]
     assert all(e["all"]["images"] == 3 for e in entries)
+    for e in entries:  # the paper's "mean": the mean of the condition mIoUs, beside each condition
+        assert e["mean"]["miou"] == pytest.approx((e["night"]["miou"] + e["clear"]["miou"]) / 2, abs=1e-12)
     # --conditions reaches the reader: only night and clear are rendered (night first, as asked).
-    assert [k for k in entries[0] if k not in ("band", "label")] == ["night", "clear", "all"]
+    assert [k for k in entries[0] if k not in ("band", "label")] == ["night", "clear", "all", "mean"]
     assert (entries[0]["night"]["images"], entries[0]["clear"]["images"]) == (2, 1)
     assert summary["sliding_window"] == {"window": [56, 56], "stride": [42, 42]}
 
