@@ -5,6 +5,7 @@ Each test here failed on the replay before these guarantees existed (see docs/RE
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -20,7 +21,7 @@ from rosbags.rosbag2 import Reader
 
 from causal_tune_ros.cli import main
 from causal_tune_ros.errors import BagError
-from causal_tune_ros.replay import ReplayOptions, plan_replay, replay_bag
+from causal_tune_ros.replay import Replayer, ReplayOptions
 from causal_tune_ros.replay.bag_io import IMAGE_TYPE, BagReader, BagWriter, make_header, msg_class
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,20 +224,17 @@ def test_replaying_a_replay_output_drops_the_earlier_results(
 ) -> None:
     in_bag = write_camera_bag(tmp_path / "drive", "mcap", frames=3)
     first = tmp_path / "first"
-    replay_bag(tiny_pipeline, in_bag, first, ReplayOptions(progress=False, weather="snow"))
+    Replayer(tiny_pipeline, ReplayOptions(progress=False, weather="snow")).run(in_bag, first)
     assert _count(first, "/front/class_mask") == 3
     second = tmp_path / "second"
-    with BagReader(first) as bag:
-        plan = plan_replay(bag, second, ReplayOptions())
-    names = ("class_mask", "overlay", "drivable_mask", "weather")
-    assert set(plan.dropped) == {f"/{cam}/{n}" for cam in ("front", "rear") for n in names}
-    summary = replay_bag(tiny_pipeline, first, second, ReplayOptions(progress=False, weather="night"))
+    summary = Replayer(tiny_pipeline, ReplayOptions(progress=False, weather="night")).run(first, second)
     # One result per frame, from this run only (no old + new pair at the same stamp).
     assert _count(second, "/front/class_mask") == 3
     with Reader(second) as reader:
         weather = [bytes(raw) for c, _, raw in reader.messages() if c.topic == "/front/weather"]
     assert len(weather) == 3 and all(b"night" in w for w in weather)
-    assert summary.dropped["/front/class_mask"] == 3
+    names = ("class_mask", "overlay", "drivable_mask", "weather")
+    assert summary.dropped == {f"/{cam}/{n}": 3 for cam in ("front", "rear") for n in names}
     assert "dropped 24 input messages of an earlier replay's outputs" in summary.format()
     assert _count(second, "/note") == 3  # everything else is still copied
 
@@ -255,13 +253,17 @@ def _start_replay(in_bag: Path, out: Path, checkpoint: Path, *extra: str) -> sub
 
 
 def _wait_until_writing(proc: subprocess.Popen, parent: Path, name: str) -> Path:
-    """The hidden folder the replay writes into, once its storage file holds data."""
+    """Wait until the replay into ``parent / name`` has written data (wherever it writes it: under the
+    final name or beside it), and return the folder that holds that data."""
+    started = time.time()
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"replay ended before it was interrupted: {proc.communicate()}"
-        for tmp in parent.glob(f".{name}.partial-*"):
-            if any(f.stat().st_size > 0 for f in tmp.rglob("*.mcap")):
-                return tmp
+        for data in [*parent.glob(f"{name}/*.mcap"), *parent.glob(f".{name}.partial-*/*/*.mcap")]:
+            with contextlib.suppress(FileNotFoundError):
+                stat = data.stat()
+                if stat.st_size > 0 and stat.st_mtime >= started:
+                    return data.parent.parent if data.parent.parent != parent else data.parent
         time.sleep(0.02)
     proc.kill()
     pytest.fail("the replay never started writing")
@@ -275,8 +277,8 @@ def test_sigterm_keeps_the_previous_output_and_sigkill_never_leaves_a_half_bag(
     long_bag = _long_bag(tmp_path / "long", frames)
     # SIGTERM during an --overwrite of a good earlier output.
     termed = tmp_path / "termed.mcap"
-    replay_bag(
-        tiny_pipeline, write_camera_bag(tmp_path / "small", "mcap", 2), termed, ReplayOptions(progress=False)
+    Replayer(tiny_pipeline, ReplayOptions(progress=False)).run(
+        write_camera_bag(tmp_path / "small", "mcap", 2), termed
     )
     previous = _digest(termed)
     # SIGKILL of a replay into a new output.
@@ -294,14 +296,79 @@ def test_sigterm_keeps_the_previous_output_and_sigkill_never_leaves_a_half_bag(
         for proc in (term_proc, kill_proc):
             if proc.poll() is None:
                 proc.kill()
-    assert term_proc.returncode == 143, err
-    assert "terminated" in err
-    assert _digest(termed) == previous  # the good output is untouched
     partial = tmp_path / "termed.mcap.partial"
-    assert (partial / "metadata.yaml").exists()  # closed cleanly: a readable bag
-    assert 0 < _count(partial, "/cam/image_raw") < frames
-    assert not list(tmp_path.glob(".termed.mcap.partial-*"))
+    problems = []  # every broken guarantee is reported, not only the first
+    if term_proc.returncode != 143 or "terminated" not in err:
+        problems.append(f"SIGTERM not handled like Ctrl-C: exit {term_proc.returncode}, {err[-300:]!r}")
+    if _digest(termed) != previous:
+        problems.append("SIGTERM during --overwrite changed the previous good output")
+    if not (partial / "metadata.yaml").exists():
+        problems.append("SIGTERM did not close the partial bag cleanly as termed.mcap.partial")
+    elif not 0 < _count(partial, "/cam/image_raw") < frames:
+        problems.append("the partial bag does not hold the frames written before SIGTERM")
+    if list(tmp_path.glob(".termed.mcap.partial-*")):
+        problems.append("SIGTERM left the hidden work folder behind")
+    if kill_proc.returncode != -signal.SIGKILL:
+        problems.append(f"the second replay was not killed (exit {kill_proc.returncode})")
+    if os.path.lexists(killed):
+        problems.append("SIGKILL left a half bag under the final name")
+    elif not hidden.exists():
+        problems.append("the killed replay's data is not in its hidden folder")
+    assert not problems, "\n".join(problems)
 
-    assert kill_proc.returncode == -signal.SIGKILL
-    assert not os.path.lexists(killed)  # nothing that looks like a finished bag
-    assert hidden.exists()  # the half-written data stays in the hidden folder only
+
+# ---------------------------------------------------------------------------------------------- video
+
+
+def test_video_is_h264_for_browsers_with_mp4v_as_fallback(tmp_path: Path) -> None:
+    av = pytest.importorskip("av", reason="PyAV (av) is not installed")
+    from causal_tune_ros.replay.video import H264, MP4V, SideBySideVideo, h264_available
+
+    if not h264_available():
+        pytest.skip("this PyAV build has no libx264 encoder")
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (31, 45, 3), dtype=np.uint8) for _ in range(5)]
+    for codec, expected in ((H264, "h264"), (MP4V, "mpeg4")):
+        path = tmp_path / f"{codec}.mp4"
+        video = SideBySideVideo(path, fps=10.0, codec=codec)
+        for rgb in frames:
+            video.write(rgb, rgb[::-1])
+            assert not path.exists()  # appears only when complete
+        video.close()
+        assert video.codec == codec and not list(tmp_path.glob(".*partial*"))
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == expected
+            decoded = list(container.decode(stream))
+        assert len(decoded) == 5 and (decoded[0].width, decoded[0].height) == (88, 30)
+        if codec == H264:
+            assert stream.codec_context.pix_fmt == "yuv420p"  # what browsers decode
+
+    # An interrupted replay leaves neither a partial video nor a changed old one.
+    path = tmp_path / f"{H264}.mp4"
+    before = _digest(path)
+    video = SideBySideVideo(path, fps=10.0)
+    video.write(frames[0], frames[1])
+    video.close(commit=False)
+    assert _digest(path) == before and not list(tmp_path.glob(".*partial*"))
+
+
+def test_public_one_bag_api_checks_first_and_writes_atomically(
+    tmp_path: Path, write_camera_bag, tiny_pipeline
+) -> None:
+    """`plan_replay` (all checks, no model) and `replay_bag` (one bag -> one output), for reuse."""
+    from causal_tune_ros.replay import plan_replay, replay_bag
+
+    in_bag = write_camera_bag(tmp_path / "drive", "mcap", frames=2)
+    out = tmp_path / "out.mcap"
+    with BagReader(in_bag) as bag:
+        plan = plan_replay(bag, out, ReplayOptions(video=tmp_path / "v.mp4"))
+        assert plan.image_topics == ["/front/image_raw", "/rear/image_raw/compressed"]
+        assert plan.total == 4 and plan.dropped == {} and plan.storage == "mcap"
+        assert set(plan.videos) == set(plan.image_topics)
+        with pytest.raises(BagError, match="is the input"):
+            plan_replay(bag, in_bag, ReplayOptions())
+    summary = replay_bag(tiny_pipeline, in_bag, out, ReplayOptions(progress=False))
+    assert summary.processed == 4 and _count(out, "/rear/class_mask") == 2
+    with pytest.raises(BagError, match="exists already"):
+        replay_bag(tiny_pipeline, in_bag, out, ReplayOptions(progress=False))
