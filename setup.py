@@ -48,7 +48,7 @@ setup(
         "av>=12",
     ],
     extras_require={
-        # ROS 2 Jazzy from PyPI, for machines without an apt ROS install (SPEC section 6).
+        # ROS 2 Jazzy from PyPI, for machines without an apt ROS install (see the README).
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",
             "ros-jazzy-sensor-msgs",
