@@ -467,9 +467,12 @@ class BagWriter:
         self.partial_path: Path | None = None
         check_not_overlapping(self.path, protected, "output bag")
         self._check_target()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.parent / f".{self.path.name}.partial-{os.getpid()}-{secrets.token_hex(3)}"
-        self._tmp.mkdir()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp.mkdir()
+        except OSError as exc:
+            raise BagError(f"cannot create bag {self.path}: {exc.strerror or exc}") from exc
         self._bag = self._tmp / storage_file_stem(self.path)
         plugin = StoragePlugin.MCAP if self.storage == "mcap" else StoragePlugin.SQLITE3
         try:
@@ -568,21 +571,31 @@ class BagWriter:
             raise BagError(f"cannot finish bag {self.path}: {exc}") from exc
         try:
             if commit:
-                self._commit()
+                try:
+                    self._commit()
+                except BagError:
+                    self._keep_partial()  # the finished bag is not lost: it stays as <path>.partial
+                    raise
             else:
                 self._keep_partial()
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _commit(self) -> None:
-        _fsync_tree(self._bag)
+        previous = self._tmp / "previous"
         try:
+            _fsync_tree(self._bag)
             if os.path.lexists(self.path):
                 self._check_target()  # still a bag: nothing else appeared there meanwhile
                 # Two renames on one file system: the old bag moves into the hidden folder (deleted
-                # with it below), the new one takes its name.
-                os.rename(self.path, self._tmp / "previous")
-            os.rename(self._bag, self.path)
+                # with it), the new one takes its name.
+                os.rename(self.path, previous)
+            try:
+                os.rename(self._bag, self.path)
+            except OSError:
+                if os.path.lexists(previous):
+                    os.rename(previous, self.path)  # put the old bag back
+                raise
         except OSError as exc:
             raise BagError(f"cannot move the finished bag into place at {self.path}: {exc}") from exc
 

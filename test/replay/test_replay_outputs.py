@@ -372,3 +372,17 @@ def test_public_one_bag_api_checks_first_and_writes_atomically(
     assert summary.processed == 4 and _count(out, "/rear/class_mask") == 2
     with pytest.raises(BagError, match="exists already"):
         replay_bag(tiny_pipeline, in_bag, out, ReplayOptions(progress=False))
+
+
+def test_a_file_that_appears_at_the_target_during_the_write_is_not_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "out.mcap"
+    string = msg_class("std_msgs/msg/String")
+    writer = BagWriter(out, overwrite=True)
+    writer.add_topic("/note", "std_msgs/msg/String")
+    writer.write_message("/note", 1, string(data="hello"))
+    out.write_text("someone else's file")  # appears while the bag is being written
+    with pytest.raises(BagError, match="not a rosbag2 bag"):
+        writer.close()
+    assert out.read_text() == "someone else's file"
+    assert _count(tmp_path / "out.mcap.partial", "/note") == 1  # the finished bag is kept beside it
+    assert not list(tmp_path.glob(".out.mcap.partial-*"))
