@@ -44,9 +44,11 @@ setup(
         "rosbags>=0.10",
         "rosbags-image>=0.9",
         "tqdm>=4.60",
+        # H.264 MP4 (browser-playable) replay videos: PyAV's wheels bundle FFmpeg with libx264.
+        "av>=12",
     ],
     extras_require={
-        # ROS 2 Jazzy from PyPI, for machines without an apt ROS install (SPEC section 6).
+        # ROS 2 Jazzy from PyPI, for machines without an apt ROS install (see the README).
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",
             "ros-jazzy-sensor-msgs",

@@ -4,9 +4,11 @@
    writes it as a rosbag2 (``demo_drive.mcap``);
 2. replays it offline through the shipped demo model (``models/demo/``), with the band preset of each
    frame's condition, into ``demo_segmented.mcap`` and a side-by-side MP4;
-3. writes a montage PNG (one row per condition: input | overlay | ground truth);
+3. writes a montage PNG (one row per condition: input | overlay | ground truth, and a class-colour legend);
 4. prints mIoU per condition against the ground truth with the band-pass on (preset per condition), on
-   with the training band everywhere, and off (the whole spectrum reaches the Causal-Tune tokens).
+   with the training band everywhere, and off (the whole spectrum reaches the Causal-Tune tokens), and
+   how many frames of each condition ``causal-tune replay --weather auto`` applies the right condition
+   to (the replay's own weather stage, hysteresis included, on the same bag).
 
 The demo model is a *small random-init ViT* trained on clear synthetic scenes only (not DINOv2; see
 ``models/demo/README.md``), so snow, night, fog and rain are unseen domains, as in the paper.
@@ -137,8 +139,8 @@ class ConditionScore:
     Attributes:
         frames: Frames of that condition.
         miou: Column (``preset``, ``train``, ``off``) -> mIoU in [0, 1].
-        auto_agree: Frames where the automatic weather classifier, frame by frame (no hysteresis), named
-            this condition.
+        auto_agree: Frames of this condition to which ``replay --weather auto`` applies this condition
+            (the replay's weather stage with its hysteresis, see ``Replayer.weather_track``).
     """
 
     frames: int = 0
@@ -197,8 +199,45 @@ def _confusion(num_classes: int) -> Any:
     return ConfusionMatrix(num_classes, ignore_index=255)
 
 
-def _montage(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], path: Path) -> Path:
-    """Rows ``(label, input, overlay, ground-truth colours)`` -> one PNG with a title strip per row."""
+#: Height of one line of the class-colour legend under the montage, pixels.
+LEGEND_LINE = 18
+
+
+def _legend(names: Sequence[str], colors: np.ndarray, width: int) -> np.ndarray:
+    """A white strip with one colour swatch and name per class, wrapped to ``width`` pixels."""
+    import cv2
+
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    cells = [
+        (name, color, 16 + cv2.getTextSize(name, font, scale, 1)[0][0] + 12)
+        for name, color in zip(names, colors, strict=True)
+    ]
+    lines: list[list[tuple[str, np.ndarray, int]]] = [[]]
+    used = 6
+    for cell in cells:
+        if lines[-1] and used + cell[2] > width:
+            lines.append([])
+            used = 6
+        lines[-1].append(cell)
+        used += cell[2]
+    strip = np.full((LEGEND_LINE * len(lines) + 4, width, 3), 255, dtype=np.uint8)
+    for row, line in enumerate(lines):
+        x, y = 6, 4 + row * LEGEND_LINE
+        for name, color, cell_width in line:
+            strip[y + 2 : y + 14, x : x + 12] = color
+            cv2.rectangle(strip, (x, y + 2), (x + 11, y + 13), (0, 0, 0), 1)
+            cv2.putText(strip, name, (x + 16, y + 12), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+            x += cell_width
+    return strip
+
+
+def _montage(
+    rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    path: Path,
+    legend: tuple[Sequence[str], np.ndarray] | None = None,
+) -> Path:
+    """Rows ``(label, input, overlay, ground-truth colours)`` -> one PNG with a title strip per row and,
+    with ``legend = (class names, (K, 3) RGB colours)``, a class-colour legend at the bottom."""
     import cv2
 
     tiles = []
@@ -211,6 +250,8 @@ def _montage(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], path: P
                 strip, title, (6 + i * w, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
             )
         tiles.extend([strip, row])
+    if legend is not None:
+        tiles.append(_legend(legend[0], legend[1], tiles[-1].shape[1]))
     image = np.concatenate(tiles, axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
@@ -256,7 +297,7 @@ def run_demo(
     from causal_tune_ros.replay.command import default_checkpoint
     from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, run_in_worker
     from causal_tune_ros.synthetic.bag import IMAGE_TOPIC, drive_frames, write_drive
-    from causal_tune_ros.weather import classify_image, load_band_presets
+    from causal_tune_ros.weather import load_band_presets
 
     started = time.perf_counter()
     out = Path(out_dir)
@@ -297,6 +338,10 @@ def run_demo(
     segmented = out / SEGMENTED_BAG
     summary = Replayer(pipeline, options, band_presets=presets, on_frame=keep).run(drive_bag, segmented)
     log(f"demo: replay {summary.processed} frames at {summary.fps:.1f} fps -> {segmented}")
+    # What `causal-tune replay --weather auto` applies to each frame: the replay's own weather stage.
+    auto_options = ReplayOptions(weather="auto", topics=[IMAGE_TOPIC], progress=False)
+    auto_track = Replayer(pipeline, auto_options, band_presets=presets).weather_track(drive_bag)
+    auto_applied = dict(auto_track[IMAGE_TOPIC])
 
     # 3 + 4. Score: preset band (the replay's output), training band, band-pass off.
     scores: dict[str, ConditionScore] = {c: ConditionScore() for c in conditions}
@@ -308,7 +353,7 @@ def run_demo(
             frame = item.frame
             cond = frame.condition
             scores[cond].frames += 1
-            scores[cond].auto_agree += int(classify_image(frame.image) == cond)
+            scores[cond].auto_agree += int(auto_applied.get(item.stamp) == cond)
             train_pred = pipeline.process(frame.image, DEFAULT_BAND, overlay=False, confidence=False)
             for key in (cond, "all"):
                 matrices[key]["preset"].update(predictions[item.stamp], frame.labels)
@@ -337,7 +382,7 @@ def run_demo(
     for cond in conditions:
         pick = [d for d in drive if d.frame.condition == cond][k]
         rows.append((cond, pick.frame.image, overlays[pick.stamp], classes.colorize(pick.frame.labels)))
-    montage = _montage(rows, out / MONTAGE)
+    montage = _montage(rows, out / MONTAGE, legend=(classes.names, classes.colors))
     video = summary.videos[0] if summary.videos else None
 
     result = DemoResult(

@@ -14,6 +14,7 @@ from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.resources import config_path
 from causal_tune_ros.weather import (
     CONDITIONS,
+    DEFAULT_MIN_SECONDS,
     WeatherClassifier,
     classify_image,
     classify_statistics,
@@ -219,49 +220,103 @@ def frames() -> dict[str, np.ndarray]:
     return {c: render(c, 7, 120, 240) for c in ("clear", "fog", "night")}
 
 
+#: 10 Hz stamps (ns) from an arbitrary start.
+T0 = 1_700_000_000_000_000_000
+MS = 1_000_000
+
+
+def stamps(n: int, period_ms: int = 100, start: int = T0) -> list[int]:
+    return [start + i * period_ms * MS for i in range(n)]
+
+
 def test_hysteresis_ignores_alternating_frames(frames: dict[str, np.ndarray]) -> None:
-    clf = WeatherClassifier(min_dwell_frames=3)
+    clf = WeatherClassifier(min_seconds=0.25)
+    t = iter(stamps(24))
     for _ in range(6):
-        assert clf.update(frames["night"]) == "clear"
-        assert clf.update(frames["clear"]) == "clear"
-        assert clf.update(frames["fog"]) == "clear"
-        assert clf.update(frames["fog"]) == "clear"  # two fogs in a row are not enough
+        assert clf.update(frames["night"], next(t)) == "clear"
+        assert clf.update(frames["clear"], next(t)) == "clear"
+        assert clf.update(frames["fog"], next(t)) == "clear"
+        assert clf.update(frames["fog"], next(t)) == "clear"  # fog for 0.1 s is not enough
     assert clf.last_raw == "fog" and clf.last_scores["fog"] > 0.5
 
 
-def test_hysteresis_switches_after_n_consecutive_frames(frames: dict[str, np.ndarray]) -> None:
-    clf = WeatherClassifier(min_dwell_frames=4)
-    history = [clf.update(frames["night"]) for _ in range(6)]
+def test_hysteresis_switches_after_min_seconds_of_message_time(frames: dict[str, np.ndarray]) -> None:
+    clf = WeatherClassifier(min_seconds=0.3)
+    history = [clf.update(frames["night"], t) for t in stamps(6)]
+    # Night first seen at 0.0 s, held 0.3 s at the fourth frame: the switch happens there.
     assert history == ["clear", "clear", "clear", "night", "night", "night"]
-    assert clf.pending == (None, 0)
-    # Back to clear needs 4 clear frames too; one night frame in between restarts the count.
-    history = [clf.update(frames[c]) for c in ["clear"] * 3 + ["night"] + ["clear"] * 4]
+    assert clf.pending == (None, 0.0)
+    # Back to clear needs 0.3 s of clear too; one night frame in between restarts the timing.
+    sequence = ["clear"] * 3 + ["night"] + ["clear"] * 4
+    history = [clf.update(frames[c], t) for c, t in zip(sequence, stamps(8, start=T0 + 10**9), strict=True)]
     assert history == ["night"] * 7 + ["clear"]
     assert clf.current == "clear"
 
 
-def test_every_n_frames_and_alias(frames: dict[str, np.ndarray]) -> None:
-    clf = WeatherClassifier(min_frames=2, every_n_frames=3)  # node parameter names
-    assert clf.min_dwell_frames == 2
-    results = [clf.update(frames["fog"]) for _ in range(6)]
-    # Classified on calls 1 and 4 only: the second classification (call 4) switches.
+def test_the_lag_is_the_same_in_seconds_at_any_frame_rate(frames: dict[str, np.ndarray]) -> None:
+    # 30 Hz, 10 Hz and 5 Hz: the switch comes once 0.2 s of night have been seen, whatever the rate
+    # (with frames frame counts it came after 10 frames: 0.33 s at 30 Hz, 2 s at 5 Hz).
+    for period_ms in (33, 100, 200):
+        clf = WeatherClassifier()  # the default, shared by the node and replay
+        assert clf.min_seconds == DEFAULT_MIN_SECONDS == 0.2
+        times = stamps(12, period_ms)
+        switched = next(t for t in times if clf.update(frames["night"], t) == "night")
+        lag = (switched - T0) / 1e9
+        assert DEFAULT_MIN_SECONDS <= lag < DEFAULT_MIN_SECONDS + period_ms / 1000 + 1e-9, (period_ms, lag)
+
+
+def test_a_single_odd_frame_never_switches_even_when_frames_are_far_apart(
+    frames: dict[str, np.ndarray],
+) -> None:
+    clf = WeatherClassifier(min_seconds=0.2)
+    # 1 Hz: one night frame between clear ones is never enough, although it lasts "a second".
+    for i, c in enumerate(["clear", "night", "clear", "night", "clear"]):
+        assert clf.update(frames[c], T0 + i * 10**9) == "clear"
+    # Two night frames in a row, 1 s apart, are.
+    assert clf.update(frames["night"], T0 + 5 * 10**9) == "clear"
+    assert clf.update(frames["night"], T0 + 6 * 10**9) == "night"
+
+
+def test_time_going_backwards_restarts_the_candidate(frames: dict[str, np.ndarray]) -> None:
+    clf = WeatherClassifier(min_seconds=0.2)
+    assert clf.update(frames["night"], T0 + 5 * 10**9) == "clear"
+    # A looped bag: the stamp jumps back 5 s; the candidate is timed afresh from there.
+    assert clf.update(frames["night"], T0) == "clear"
+    assert clf.pending == ("night", 0.0)
+    assert clf.update(frames["night"], T0 + 200 * MS) == "night"
+
+
+def test_every_n_frames(frames: dict[str, np.ndarray]) -> None:
+    clf = WeatherClassifier(min_seconds=0.2, every_n_frames=3)
+    results = [clf.update(frames["fog"], t) for t in stamps(6)]
+    # Classified on calls 1 (0.0 s) and 4 (0.3 s) only: the second classification switches.
     assert results == ["clear"] * 3 + ["fog"] * 3
 
 
-def test_min_dwell_one_follows_every_frame_and_reset(frames: dict[str, np.ndarray]) -> None:
-    clf = WeatherClassifier(min_dwell_frames=1, initial="night")
+def test_min_seconds_zero_follows_every_frame_and_reset(frames: dict[str, np.ndarray]) -> None:
+    clf = WeatherClassifier(min_seconds=0, initial="night")
     assert clf.current == "night"
-    assert clf.update(frames["fog"]) == "fog"
-    assert clf.update(frames["clear"]) == "clear"
+    assert clf.update(frames["fog"], T0) == "fog"
+    assert clf.update(frames["clear"], T0) == "clear"
     clf.reset("snow")
-    assert clf.current == "snow" and clf.pending == (None, 0)
+    assert clf.current == "snow" and clf.pending == (None, 0.0)
     clf.reset()
     assert clf.current == "night"
 
 
+def test_frames_without_stamps_use_the_monotonic_clock(frames: dict[str, np.ndarray]) -> None:
+    clf = WeatherClassifier(min_seconds=3600)
+    assert clf.update(frames["night"]) == "clear"
+    assert clf.update(frames["night"]) == "clear"  # far less than an hour of wall time has passed
+    candidate, held = clf.pending
+    assert candidate == "night" and 0 <= held < 3600
+
+
 def test_classifier_rejects_bad_arguments() -> None:
-    with pytest.raises(ConfigError, match="min_dwell_frames"):
-        WeatherClassifier(min_dwell_frames=0)
+    with pytest.raises(ConfigError, match="min_seconds"):
+        WeatherClassifier(min_seconds=-0.1)
+    with pytest.raises(ConfigError, match="min_seconds"):
+        WeatherClassifier(min_seconds=float("nan"))
     with pytest.raises(ConfigError, match="every_n_frames"):
         WeatherClassifier(every_n_frames=0)
     with pytest.raises(ConfigError, match="unknown initial condition 'hail'"):

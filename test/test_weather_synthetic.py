@@ -89,20 +89,20 @@ def test_same_answers_at_camera_resolution(
 
 
 def test_drive_from_clear_into_snow_switches_once() -> None:
-    # 10 clear frames then 15 snow frames (a different street every frame, as in the demo drive), fed
-    # to the classifier with the node's default hysteresis (10 frames).
+    # 10 clear frames then 15 snow frames at 10 Hz (a different street every frame, as in the demo
+    # drive), fed to the classifier with the default hysteresis (0.2 s of message time).
     renders = [render_conditions(seed, ("clear", "snow"), H, W) for seed in range(600, 615)]
     sequence = [r["clear"].image for r in renders[:10]] + [r["snow"].image for r in renders]
     assert len(sequence) == 25
 
     clf = WeatherClassifier()
-    history = [clf.update(image) for image in sequence]
+    history = [clf.update(image, i * 100_000_000) for i, image in enumerate(sequence)]
     changes = [(i, a, b) for i, (a, b) in enumerate(pairwise(history), 1) if a != b]
     assert len(changes) == 1, history
     switch, before, after = changes[0]
     assert (before, after) == ("clear", "snow")
-    # Not before 10 snow frames were seen, and never back: no flapping.
-    assert switch >= 10 + clf.min_dwell_frames - 1
+    # Not before 0.2 s of snow were seen (the third snow frame), soon after, and never back.
+    assert 12 <= switch <= 14, history
     assert history[:switch] == ["clear"] * switch
     assert history[switch:] == ["snow"] * (len(history) - switch)
-    assert clf.current == "snow" and clf.pending == (None, 0)
+    assert clf.current == "snow" and clf.pending == (None, 0.0)

@@ -266,7 +266,9 @@ class SegmentationCore:
             self.report_error("image", f"bad image (stamp {_stamp_text(msg.header)}): {exc}")
             return
         converted = time.perf_counter()
-        condition = self.weather.for_frame(rgb)
+        condition = self.weather.for_frame(
+            rgb, msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        )
         band = s.band_for(condition)
         try:
             result = pipeline.process(

@@ -21,7 +21,7 @@ from typing import Any
 
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.weather import CONDITIONS, load_band_presets
+from causal_tune_ros.weather import CONDITIONS, DEFAULT_MIN_SECONDS, load_band_presets
 
 Value = bool | int | float | str | tuple[str, ...]
 
@@ -101,13 +101,14 @@ _AUTO_KNOBS: tuple[ParamSpec, ...] = (
         high=1000,
     ),
     ParamSpec(
-        "weather.auto.min_frames",
-        10,
-        "A new condition must win this many classifications in a row before the band switches "
-        "(hysteresis against flapping).",
-        low=1,
-        high=10000,
-        unit="frames",
+        "weather.auto.min_seconds",
+        DEFAULT_MIN_SECONDS,
+        "A new condition must win every classification over this many seconds of message time (header "
+        "stamps) before the band switches: hysteresis against flapping, the same lag at any frame rate. "
+        "0 switches on the first frame.",
+        low=0.0,
+        high=3600.0,
+        unit="s",
     ),
 )
 
@@ -479,7 +480,7 @@ class NodeSettings:
     weather_mode: str
     weather_condition: str
     bands: Mapping[str, Band]
-    auto_knobs: Mapping[str, int] = field(default_factory=dict)
+    auto_knobs: Mapping[str, float] = field(default_factory=dict)
     diagnostics_period: float = 1.0
     autostart: bool = False
 

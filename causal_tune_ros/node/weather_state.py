@@ -2,7 +2,8 @@
 
 * ``fixed``: the ``weather.condition`` parameter.
 * ``topic``: the last condition received on the ``weather`` topic (``weather.condition`` until then).
-* ``auto``: :class:`~causal_tune_ros.weather.WeatherClassifier` on the frames, with hysteresis.
+* ``auto``: :class:`~causal_tune_ros.weather.WeatherClassifier` on the frames, with hysteresis in
+  seconds of the frames' header stamps (``weather.auto.min_seconds``).
 
 Setting ``weather.condition`` at run time switches the condition immediately in every mode (in ``auto``
 the classifier restarts from it). The band follows from the condition through the
@@ -41,10 +42,10 @@ class WeatherSelector:
         mode: ``fixed``, ``topic`` or ``auto``.
         condition: The ``weather.condition`` parameter.
         auto_knobs: Keyword arguments for :class:`~causal_tune_ros.weather.WeatherClassifier`
-            (``every_n_frames``, ``min_frames``).
+            (``every_n_frames``, ``min_seconds``).
     """
 
-    def __init__(self, mode: str, condition: str, auto_knobs: Mapping[str, int]) -> None:
+    def __init__(self, mode: str, condition: str, auto_knobs: Mapping[str, float]) -> None:
         self._lock = threading.Lock()
         self._mode = mode
         self._current = condition
@@ -65,7 +66,7 @@ class WeatherSelector:
         return self._current
 
     def reconfigure(
-        self, mode: str, condition: str, auto_knobs: Mapping[str, int], condition_set: bool
+        self, mode: str, condition: str, auto_knobs: Mapping[str, float], condition_set: bool
     ) -> None:
         """Apply new parameter values.
 
@@ -105,16 +106,18 @@ class WeatherSelector:
             self._current = condition
             return condition, True
 
-    def for_frame(self, rgb: np.ndarray) -> str:
+    def for_frame(self, rgb: np.ndarray, stamp_ns: int | None = None) -> str:
         """The condition for this frame (runs the classifier in ``auto`` mode).
 
         Args:
             rgb: ``(H, W, 3)`` uint8 RGB frame.
+            stamp_ns: The frame's header stamp in nanoseconds; ``None`` or 0 (a driver that does not
+                stamp) times the hysteresis by the monotonic clock instead.
 
         Returns:
             The condition in force.
         """
         with self._lock:
             if self._mode == "auto":
-                self._current = self._classifier.update(rgb)
+                self._current = self._classifier.update(rgb, stamp_ns or None)
             return self._current

@@ -7,8 +7,11 @@
 - :mod:`~causal_tune_ros.replay.video`: side-by-side MP4 (input | overlay).
 - :mod:`~causal_tune_ros.replay.command`: ``causal-tune replay``.
 
->>> from causal_tune_ros.replay import Replayer, ReplayOptions
->>> Replayer(pipeline, ReplayOptions(weather="auto")).run("drive.mcap", "drive_seg.mcap")  # doctest: +SKIP
+>>> from causal_tune_ros.replay import ReplayOptions, replay_bag
+>>> replay_bag(pipeline, "drive.mcap", "drive_seg.mcap", ReplayOptions(weather="auto"))  # doctest: +SKIP
+
+:func:`replay_bag` processes one bag into one output bag that appears only when complete (written beside,
+then renamed); :func:`plan_replay` runs every check that needs no model first.
 
 Importing this package pulls in neither torch nor rclpy.
 """
@@ -18,10 +21,13 @@ from causal_tune_ros.replay.replayer import (
     OUTPUT_NAMES,
     Replayer,
     ReplayOptions,
+    ReplayPlan,
     ReplaySummary,
     TopicStats,
     is_camera_topic,
     output_topics,
+    plan_replay,
+    replay_bag,
 )
 
 __all__ = [
@@ -30,10 +36,13 @@ __all__ = [
     "BagReader",
     "BagWriter",
     "ReplayOptions",
+    "ReplayPlan",
     "ReplaySummary",
     "Replayer",
     "TopicStats",
     "is_camera_topic",
     "open_bag",
     "output_topics",
+    "plan_replay",
+    "replay_bag",
 ]

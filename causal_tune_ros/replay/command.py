@@ -4,18 +4,31 @@
 
 The output bag holds the input messages (copied raw) plus, per camera, ``<ns>/class_mask``,
 ``<ns>/overlay``, ``<ns>/drivable_mask`` (sensor_msgs/Image) and ``<ns>/weather`` (std_msgs/String) with
-the input's timestamps and headers; ``ros2 bag play`` plays it on a vehicle.
+the input's timestamps and headers; ``ros2 bag play`` plays it on a vehicle (Humble or Jazzy: metadata
+version 8 unless ``--bag-version 9``). ``-o drive_seg.mcap`` creates the bag folder ``drive_seg.mcap/``
+holding ``metadata.yaml`` and ``drive_seg_0.mcap``.
+
+Every check that needs no model (bag opens, topics exist, output path is safe to write) runs before the
+model is loaded or exported. SIGTERM is handled like Ctrl-C: the replay stops, the bag written so far is
+closed cleanly as ``<out>.partial`` and an existing output is left as it was (exit code 143; 130 for
+Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
+from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
 
 HELP = "segment the camera topics of a rosbag2 (sqlite3 or mcap) into a new bag, offline (no ROS needed)"
 
@@ -30,7 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "in_bag", metavar="IN_BAG", help="input rosbag2: a bag folder, or a .mcap / .db3 file"
     )
-    parser.add_argument("-o", "--out", required=True, metavar="OUT_BAG", help="output bag folder to create")
+    parser.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        metavar="OUT_BAG",
+        help="output bag folder to create: -o drive_seg.mcap gives drive_seg.mcap/{metadata.yaml,"
+        "drive_seg_0.mcap}; it appears only when complete, and must not be, contain or lie inside the input",
+    )
     parser.add_argument(
         "--topics",
         nargs="+",
@@ -51,6 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="with --weather auto: classify every N-th frame (default 1, as the node)",
+    )
+    parser.add_argument(
+        "--weather-min-seconds",
+        type=float,
+        default=DEFAULT_MIN_SECONDS,
+        metavar="S",
+        help="with --weather auto: a new condition must hold this many seconds of message time (header "
+        "stamps) before its band is used, as the node's weather.auto.min_seconds (default: %(default)s)",
     )
     parser.add_argument(
         "--band", metavar="LOW,HIGH", help="force this band on every frame, e.g. 0.2,0.7 (overrides presets)"
@@ -98,7 +126,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
     parser.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output bag")
+    parser.add_argument(
+        "--bag-version",
+        type=int,
+        choices=BAG_VERSIONS,
+        default=DEFAULT_BAG_VERSION,
+        help="rosbag2 metadata version of the output: 8 is read by ROS 2 Humble and Jazzy, 9 by Jazzy "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output bag (only a rosbag2 bag) and video (only an MP4); the old one is "
+        "replaced only once the new one is complete",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -171,15 +212,49 @@ def build_pipeline(
     return SegmentationPipeline(loaded, load_classes(classes), drivable_classes=names), warning
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so the replay closes its bag the same way."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While active (main thread only), SIGTERM raises :class:`_Terminated` in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     """Replay the bag and print a summary.
 
     Returns:
-        0 when frames were processed; 1 when the bag's frames were all skipped (corrupt or failed).
+        0 when frames were processed; 1 when the bag's frames were all skipped (corrupt or failed);
+        143 after SIGTERM (the output is left as it was, see the module docstring).
         Errors (unreadable bag, bad option) raise ``CausalTuneError``: the CLI prints them, exit code 2.
+        Ctrl-C raises ``KeyboardInterrupt`` (exit code 130).
     """
+    try:
+        with _sigterm_as_interrupt():
+            return _run(args)
+    except _Terminated:
+        print("causal-tune replay: terminated (SIGTERM); the output was not written", file=sys.stderr)
+        return 143
+
+
+def _run(args: argparse.Namespace) -> int:
     from causal_tune_ros.band import Band
-    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions
+    from causal_tune_ros.errors import BagError
+    from causal_tune_ros.replay.bag_io import BagReader
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, plan_replay
     from causal_tune_ros.weather import load_band_presets
 
     if not logging.getLogger().handlers:
@@ -197,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
         weather=args.weather.strip().lower(),
         weather_topic=args.weather_topic,
         weather_every=args.weather_every,
+        weather_min_seconds=args.weather_min_seconds,
         band=band,
         max_frames=args.max_frames,
         every=args.every,
@@ -206,16 +282,22 @@ def run(args: argparse.Namespace) -> int:
         copy_input=not args.no_copy,
         storage=args.storage,
         overwrite=args.overwrite,
+        bag_version=args.bag_version,
         progress=not args.quiet,
         threaded=args.io_threads == "on",
     )
-    from causal_tune_ros.errors import BagError
-    from causal_tune_ros.replay.bag_io import BagReader
-
-    # Open the input before the (slow) model load, so a wrong path fails at once; the replay reuses it.
+    # Open the input and check everything that needs no model (topics, output path) before the model
+    # is loaded or exported, which can take many seconds; the replay reuses the open bag.
     with BagReader(args.in_bag) as bag:
         if not bag.image_topics():
             raise BagError(f"{args.in_bag} has no sensor_msgs/Image or CompressedImage topic")
+        plan = plan_replay(bag, args.out, options)
+        if plan.dropped:
+            print(
+                f"causal-tune replay: {args.in_bag} already holds outputs of an earlier replay on "
+                f"{', '.join(sorted(plan.dropped))}; they are dropped and replaced by this run's",
+                file=sys.stderr,
+            )
         pipeline, warning = build_pipeline(
             checkpoint=args.checkpoint,
             backbone=args.backbone,

@@ -21,12 +21,20 @@ and carrying its header (stamp and frame_id).
 
 Frames that cannot be decoded (truncated data, corrupt JPEG, bad CDR) are skipped and counted; the
 replay goes on.
+
+Outputs (see :mod:`~causal_tune_ros.replay.bag_io` for the bag layout): every check that needs no model
+(input opens, topics exist, output path is safe) runs in :func:`plan_replay`, before any model is loaded or
+exported. The output bag and the video are written beside their final names and renamed into place only
+when complete; an interrupted replay (Ctrl-C, SIGTERM, an error) leaves the previous output untouched and
+keeps what it wrote as ``<out>.partial``. Messages of the input on this run's own output topics (the input
+is itself a replay output) are dropped, counted and reported, never mixed with the new results.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import os
 import queue
 import threading
 import time
@@ -40,16 +48,23 @@ import numpy as np
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BagError, CausalTuneError, ConfigError, ImageConversionError
 from causal_tune_ros.replay.bag_io import (
+    BAG_VERSIONS,
+    DEFAULT_BAG_VERSION,
     IMAGE_TYPE,
     STRING_TYPE,
     BagMessage,
     BagReader,
     BagWriter,
+    bag_paths,
+    check_not_overlapping,
     deserialize,
     msg_class,
+    not_a_bag_reason,
+    stamp_to_ns,
 )
 from causal_tune_ros.replay.progress import Progress
-from causal_tune_ros.replay.video import SideBySideVideo, video_path_for_topic
+from causal_tune_ros.replay.video import SideBySideVideo, check_video_target, video_path_for_topic
+from causal_tune_ros.weather import CONDITIONS, DEFAULT_MIN_SECONDS
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,11 +138,14 @@ class ReplayOptions:
     Attributes:
         topics: Image topics to process (``None``: every Image / CompressedImage camera topic, see
             :func:`is_camera_topic`).
-        weather: ``"auto"`` (classify each frame, per camera, with hysteresis), ``"topic"`` (the latest
+        weather: ``"auto"`` (classify each frame, per camera, with hysteresis in seconds of the frames'
+            header stamps, see ``weather_min_seconds``), ``"topic"`` (the latest
             std_msgs/String on ``weather_topic`` in the input bag) or a condition name (fixed).
         weather_topic: Input topic for ``weather="topic"``.
         weather_every: With ``weather="auto"``, classify every N-th frame of a camera (1 = every frame,
             as the node's default ``weather.auto.every_n_frames``; the statistics cost ~2 ms a frame).
+        weather_min_seconds: With ``weather="auto"``, seconds of message time a new condition must hold
+            before it is applied (the node's ``weather.auto.min_seconds``).
         band: Force this band on every frame (the condition is still classified and written).
         max_frames: Stop after this many processed frames (the output bag ends there).
         every: Process every N-th frame of each topic; the others are only copied.
@@ -136,7 +154,9 @@ class ReplayOptions:
         overlay: Write the ``overlay`` topic (the video needs the overlay either way).
         copy_input: Copy every input message into the output bag.
         storage: Output storage ``mcap`` / ``sqlite3`` (``None``: from the output suffix, else as the input).
-        overwrite: Replace an existing output bag.
+        overwrite: Replace an existing output bag (only a rosbag2 bag) and video (only an MP4).
+        bag_version: rosbag2 metadata version of the output: 8 (default; ROS 2 Humble and Jazzy read it)
+            or 9 (Jazzy).
         progress: Show progress (bar on a terminal, log lines otherwise).
         threaded: Overlap reading and writing with the model in background threads (default). ``False``
             runs the stages one after the other in a single worker thread (for comparison in
@@ -147,6 +167,7 @@ class ReplayOptions:
     weather: str = "auto"
     weather_topic: str = "/weather"
     weather_every: int = 1
+    weather_min_seconds: float = DEFAULT_MIN_SECONDS
     band: Band | None = None
     max_frames: int | None = None
     every: int = 1
@@ -156,6 +177,7 @@ class ReplayOptions:
     copy_input: bool = True
     storage: str | None = None
     overwrite: bool = False
+    bag_version: int = DEFAULT_BAG_VERSION
     progress: bool = True
     threaded: bool = True
 
@@ -200,6 +222,8 @@ class ReplaySummary:
         seconds: Wall time of the whole replay.
         model_seconds: Time spent in ``SegmentationPipeline.process`` (the model stage).
         videos: Video files written.
+        dropped: Input topics that were this run's own output topics (the input is an earlier replay's
+            output) -> messages not copied.
     """
 
     input_path: Path
@@ -211,6 +235,7 @@ class ReplaySummary:
     seconds: float = 0.0
     model_seconds: float = 0.0
     videos: list[Path] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def processed(self) -> int:
@@ -244,6 +269,11 @@ class ReplaySummary:
             lines.extend(f"    skipped {r}" for r in s.reasons)
         lines.append(f"  skipped frames: {self.skipped}")
         lines.append(f"  input messages copied: {self.copied}")
+        if self.dropped:
+            lines.append(
+                f"  dropped {sum(self.dropped.values())} input messages of an earlier replay's outputs, "
+                f"replaced by this run's: {', '.join(sorted(self.dropped))}"
+            )
         share = 100 * self.model_seconds / self.seconds if self.seconds > 0 else 0.0
         lines.append(
             f"  {self.processed} frames in {self.seconds:.2f} s ({self.fps:.2f} fps); "
@@ -292,6 +322,7 @@ class _WeatherSource:
 
         self.mode = options.weather
         self.every = options.weather_every
+        self.min_seconds = options.weather_min_seconds
         self.presets = presets
         self.forced = options.band
         self._classifiers: dict[str, Any] = {}
@@ -317,13 +348,17 @@ class _WeatherSource:
                 f"unknown weather {self.mode!r}; expected auto, topic or one of {', '.join(CONDITIONS)}"
             )
 
-    def pick(self, topic: str, stamp: int, rgb: np.ndarray) -> tuple[str, Band]:
+    def pick(self, topic: str, stamp: int, rgb: np.ndarray, header_stamp: int = 0) -> tuple[str, Band]:
+        """Condition and band of a frame logged at ``stamp`` (ns) with header stamp ``header_stamp``."""
         if self.mode == "auto":
             if topic not in self._classifiers:
                 from causal_tune_ros.weather import WeatherClassifier
 
-                self._classifiers[topic] = WeatherClassifier(every_n_frames=self.every)
-            condition = str(self._classifiers[topic].update(rgb))
+                self._classifiers[topic] = WeatherClassifier(
+                    min_seconds=self.min_seconds, every_n_frames=self.every
+                )
+            # Hysteresis on the camera's clock (header stamps); the log time if the driver sets none.
+            condition = str(self._classifiers[topic].update(rgb, header_stamp or stamp))
         elif self.mode == "topic":
             i = bisect.bisect_right(self._times, stamp) - 1
             condition = self._values[i] if i >= 0 else "clear"
@@ -362,12 +397,7 @@ class Replayer:
     ) -> None:
         self.pipeline = pipeline
         self.options = options or ReplayOptions()
-        if self.options.every < 1:
-            raise ConfigError(f"--every must be >= 1, got {self.options.every}")
-        if self.options.weather_every < 1:
-            raise ConfigError(f"--weather-every must be >= 1, got {self.options.weather_every}")
-        if self.options.max_frames is not None and self.options.max_frames < 1:
-            raise ConfigError(f"--max-frames must be >= 1, got {self.options.max_frames}")
+        check_options(self.options)
         if band_presets is None:
             from causal_tune_ros.weather import load_band_presets
 
@@ -403,75 +433,103 @@ class Replayer:
             if own:
                 bag.close()
 
+    def weather_track(self, in_bag: str | Path | BagReader) -> dict[str, list[tuple[int, str]]]:
+        """The condition :meth:`run` applies to each frame it would process, without the model.
+
+        Runs the replay's own reading stage (topic selection, ``every``, ``max_frames``, decoding and the
+        weather selection of :attr:`ReplayOptions.weather`) and nothing after it: no model, no output.
+
+        Args:
+            in_bag: Input bag path or an open :class:`BagReader`.
+
+        Returns:
+            Per image topic, ``(log time ns, condition)`` of every frame that would be processed
+            (undecodable frames are left out, as :meth:`run` skips them).
+
+        Raises:
+            BagError: The input cannot be read or lacks a requested topic.
+            ConfigError: Bad options.
+        """
+        import dataclasses
+
+        own = not isinstance(in_bag, BagReader)
+        bag = BagReader(in_bag) if own else in_bag
+        saved = self.options
+        try:
+            self.options = dataclasses.replace(saved, copy_input=False)
+            check_options(self.options)
+            topics = _image_topics(bag, self.options)
+            plan = ReplayPlan(topics, output_topics(topics), [], {}, "", 0, {}, [])
+            summary = ReplaySummary(bag.path, Path(), "", {t: TopicStats() for t in topics}, plan.outputs)
+            weather = _WeatherSource(self.options, self.band_presets, bag)
+            track: dict[str, list[tuple[int, str]]] = {t: [] for t in topics}
+            self._stop.clear()
+            for item in self._items(bag, plan, weather, summary):
+                frame = item.frame
+                if frame is not None and frame.error is None:
+                    track[frame.topic].append((frame.stamp, frame.condition))
+            return track
+        finally:
+            self.options = saved
+            if own:
+                bag.close()
+
     def _run(self, bag: BagReader, out_path: Path, started: float) -> ReplaySummary:
         opts = self.options
-        in_path = bag.path
-        if out_path.resolve() == in_path.resolve():
-            raise BagError("the output bag must differ from the input bag")
+        plan = plan_replay(bag, out_path, opts)
         self._stop.clear()
-        image_topics = bag.image_topics()
-        if opts.topics:
-            unknown = [t for t in opts.topics if t not in image_topics]
-            if unknown:
-                raise BagError(
-                    f"{in_path}: no image topic {', '.join(unknown)}; "
-                    f"image topics in the bag: {', '.join(image_topics) or '(none)'}"
-                )
-            image_topics = [t for t in image_topics if t in set(opts.topics)]
-        else:
-            image_topics = [t for t in image_topics if is_camera_topic(t)]
-        if not image_topics:
-            raise BagError(
-                f"{in_path} has no camera topic (sensor_msgs/Image or CompressedImage); "
-                f"image topics: {', '.join(bag.image_topics()) or '(none)'}"
-            )
+        image_topics = plan.image_topics
         weather = _WeatherSource(opts, self.band_presets, bag)
-        storage = opts.storage or _storage_like(in_path, out_path)
-        total = sum(-(-bag.count(t) // opts.every) for t in image_topics)
-        if opts.max_frames:
-            total = min(total, opts.max_frames)
         fps = self._video_fps(bag, image_topics)
-        if out_path.exists() and not opts.overwrite:
-            raise BagError(f"output bag {out_path} exists already (pass --overwrite to replace it)")
-        outputs = output_topics(image_topics)
         summary = ReplaySummary(
-            input_path=in_path,
+            input_path=bag.path,
             output_path=out_path,
-            storage=storage,
+            storage=plan.storage,
             topics={t: TopicStats() for t in image_topics},
-            outputs=outputs,
+            outputs=plan.outputs,
+            dropped=dict(plan.dropped),
         )
         out_topics: list[tuple[str, str, Any]] = []
         if opts.copy_input:
-            out_topics = [(t, ty, bag.qos(t)) for t, ty in bag.topics.items()]
+            out_topics = [(t, bag.topics[t], bag.qos(t)) for t in plan.copied_topics]
         for topic in image_topics:
-            for name, out_topic in outputs[topic].items():
+            for name, out_topic in plan.outputs[topic].items():
                 if name == "overlay" and not opts.overlay:
                     continue
                 out_topics.append((out_topic, STRING_TYPE if name == "weather" else IMAGE_TYPE, "reliable"))
+        protected = plan.protected
 
         def open_writer() -> BagWriter:
-            writer = BagWriter(out_path, storage=storage, overwrite=opts.overwrite)
+            writer = BagWriter(
+                out_path,
+                storage=plan.storage,
+                overwrite=opts.overwrite,
+                version=opts.bag_version,
+                protected=protected,
+            )
             try:
                 for topic, msgtype, qos in out_topics:
                     writer.add_topic(topic, msgtype, qos=qos)
             except BaseException:
-                writer.close()
+                writer.close(commit=False)
                 raise
             return writer
 
-        progress = Progress(total, label="replay", enabled=opts.progress)
+        progress = Progress(plan.total, label="replay", enabled=opts.progress)
         videos: dict[str, SideBySideVideo] = {}
         if opts.video:
             for topic in image_topics:
-                path = video_path_for_topic(opts.video, topic, len(image_topics))
-                videos[topic] = SideBySideVideo(path, fps=fps.get(topic, 10.0))
+                videos[topic] = SideBySideVideo(
+                    plan.videos[topic], fps=fps.get(topic, 10.0), overwrite=opts.overwrite
+                )
+        complete = False
         try:
-            self._pipeline_stages(bag, open_writer, image_topics, weather, summary, videos, progress)
+            self._pipeline_stages(bag, open_writer, plan, weather, summary, videos, progress)
+            complete = not self._stop.is_set()
         finally:
             progress.close()
             for v in videos.values():
-                v.close()
+                v.close(commit=complete)
         summary.videos = [v.path for v in videos.values() if v.frames]
         summary.seconds = time.perf_counter() - started
         return summary
@@ -493,7 +551,7 @@ class Replayer:
         self,
         bag: BagReader,
         open_writer: Callable[[], BagWriter],
-        image_topics: list[str],
+        plan: ReplayPlan,
         weather: _WeatherSource,
         summary: ReplaySummary,
         videos: dict[str, SideBySideVideo],
@@ -509,9 +567,11 @@ class Replayer:
 
             def sequential() -> None:
                 with open_writer() as writer:
-                    for item in self._items(bag, image_topics, weather, summary):
+                    for item in self._items(bag, plan, weather, summary):
                         self._infer(item, summary)
                         self._emit(writer, item, summary, videos, progress)
+                    # Stopped early (Ctrl-C, SIGTERM): keep the previous output, the new one as .partial.
+                    writer.close(commit=not self._stop.is_set())
 
             run_in_worker(sequential, on_interrupt=self._stop.set)
             return
@@ -537,6 +597,8 @@ class Replayer:
                 with open_writer() as writer:
                     while (item := to_writer.get()) is not _DONE:
                         self._emit(writer, item, summary, videos, progress)
+                    # Stopped early (Ctrl-C, SIGTERM, a failed stage): keep the previous output.
+                    writer.close(commit=not self._stop.is_set())
             except BaseException as exc:
                 errors.append(exc)
                 self._stop.set()
@@ -549,7 +611,7 @@ class Replayer:
         for t in threads:
             t.start()
         try:
-            for item in self._items(bag, image_topics, weather, summary):
+            for item in self._items(bag, plan, weather, summary):
                 if not _put(to_model, item, self._stop):
                     break
         except BaseException as exc:
@@ -566,21 +628,23 @@ class Replayer:
     def _items(
         self,
         bag: BagReader,
-        image_topics: list[str],
+        plan: ReplayPlan,
         weather: _WeatherSource,
         summary: ReplaySummary,
     ) -> Iterator[_Item]:
         """Stage 1: read, deserialise and decode; one item per frame to process."""
         opts = self.options
+        image_topics = plan.image_topics
         wanted = set(image_topics)
         emitted = 0
         seen: dict[str, int] = dict.fromkeys(image_topics, 0)
-        topics = None if opts.copy_input else image_topics
+        copied = set(plan.copied_topics)
+        topics = [t for t in bag.topics if t in copied or t in wanted] if opts.copy_input else image_topics
         item = _Item()
         for msg in bag.messages(topics):
             if self._stop.is_set():
                 return
-            if opts.copy_input:
+            if opts.copy_input and msg.topic in copied:
                 item.messages.append(msg)
             if msg.topic in wanted:
                 summary.topics[msg.topic].frames += 1
@@ -602,7 +666,7 @@ class Replayer:
             header, rgb = _decode(msg)
         except (BagError, ImageConversionError) as exc:
             return _Frame(msg.topic, msg.timestamp, None, None, "", weather.presets["clear"], error=str(exc))
-        condition, band = weather.pick(msg.topic, msg.timestamp, rgb)
+        condition, band = weather.pick(msg.topic, msg.timestamp, rgb, stamp_to_ns(header.stamp))
         return _Frame(msg.topic, msg.timestamp, header, rgb, condition, band)
 
     def _infer(self, item: _Item, summary: ReplaySummary) -> None:
@@ -670,6 +734,177 @@ class Replayer:
         if self.on_frame is not None:
             self.on_frame(frame.topic, t, frame.rgb, result, frame.condition)
         progress.update()
+
+
+def check_options(options: ReplayOptions) -> None:
+    """Check the option values that need no bag.
+
+    Raises:
+        ConfigError: An out-of-range count, an unknown weather mode or bag version.
+    """
+    if options.every < 1:
+        raise ConfigError(f"--every must be >= 1, got {options.every}")
+    if options.weather_every < 1:
+        raise ConfigError(f"--weather-every must be >= 1, got {options.weather_every}")
+    if options.max_frames is not None and options.max_frames < 1:
+        raise ConfigError(f"--max-frames must be >= 1, got {options.max_frames}")
+    if not options.weather_min_seconds >= 0:
+        raise ConfigError(f"--weather-min-seconds must be >= 0, got {options.weather_min_seconds}")
+    if options.weather not in ("auto", "topic", *CONDITIONS):
+        raise ConfigError(
+            f"unknown weather {options.weather!r}; expected auto, topic or one of {', '.join(CONDITIONS)}"
+        )
+    if options.bag_version not in BAG_VERSIONS:
+        raise ConfigError(
+            f"--bag-version must be one of {', '.join(map(str, BAG_VERSIONS))}, got {options.bag_version}"
+        )
+
+
+def _image_topics(bag: BagReader, options: ReplayOptions) -> list[str]:
+    """The image topics a replay segments (``options.topics``, else every camera topic).
+
+    Raises:
+        BagError: A requested topic is missing, or there is no camera topic.
+    """
+    image_topics = bag.image_topics()
+    if options.topics:
+        unknown = [t for t in options.topics if t not in image_topics]
+        if unknown:
+            raise BagError(
+                f"{bag.path}: no image topic {', '.join(unknown)}; "
+                f"image topics in the bag: {', '.join(image_topics) or '(none)'}"
+            )
+        image_topics = [t for t in image_topics if t in set(options.topics)]
+    else:
+        image_topics = [t for t in image_topics if is_camera_topic(t)]
+    if not image_topics:
+        raise BagError(
+            f"{bag.path} has no camera topic (sensor_msgs/Image or CompressedImage); "
+            f"image topics: {', '.join(bag.image_topics()) or '(none)'}"
+        )
+    return image_topics
+
+
+@dataclass
+class ReplayPlan:
+    """What a replay will read and write, decided before any model work (see :func:`plan_replay`).
+
+    Attributes:
+        image_topics: Input image topics to segment.
+        outputs: Per image topic, its output topic names.
+        copied_topics: Input topics copied to the output (with ``copy_input``).
+        dropped: Input topics that are this run's output topics (an earlier replay's results) ->
+            message count; they are not copied.
+        storage: Output storage plugin.
+        total: Frames expected to be processed.
+        videos: Per image topic, its video path (with ``video``).
+        protected: Resolved paths of the input bag, which no output may touch.
+    """
+
+    image_topics: list[str]
+    outputs: dict[str, dict[str, str]]
+    copied_topics: list[str]
+    dropped: dict[str, int]
+    storage: str
+    total: int
+    videos: dict[str, Path]
+    protected: list[Path]
+
+
+def plan_replay(bag: BagReader, out_path: str | Path, options: ReplayOptions) -> ReplayPlan:
+    """Validate a replay against its input and output paths, without any model work.
+
+    Checks the options, the requested image topics and the ``--weather topic`` topic, and that no output
+    (bag or video) is, contains or lies inside the input (symlinks followed), and that an existing output
+    may be replaced. ``causal-tune replay`` calls it before loading or exporting the model, and
+    :meth:`Replayer.run` again before writing.
+
+    Args:
+        bag: The open input bag.
+        out_path: Output bag folder.
+        options: The replay options.
+
+    Returns:
+        The :class:`ReplayPlan`.
+
+    Raises:
+        BagError: Missing topics, no camera topic, an unsafe or existing output path.
+        ConfigError: Bad options.
+    """
+    check_options(options)
+    out_path = Path(out_path)
+    in_path = bag.path
+    image_topics = _image_topics(bag, options)
+    if options.weather == "topic":
+        if options.weather_topic not in bag.topics:
+            raise BagError(f"--weather topic: the bag has no {options.weather_topic} topic")
+        if bag.topics[options.weather_topic] != STRING_TYPE:
+            found = bag.topics[options.weather_topic]
+            raise BagError(f"{options.weather_topic} is {found}, not {STRING_TYPE}")
+    protected = bag_paths(in_path)
+    check_not_overlapping(out_path, protected, "output bag")
+    if os.path.lexists(out_path):
+        if not options.overwrite:
+            raise BagError(f"output bag {out_path} exists already (pass --overwrite to replace it)")
+        reason = not_a_bag_reason(out_path)
+        if reason is not None:
+            raise BagError(f"{out_path} exists and is not a rosbag2 bag ({reason}); refusing to replace it")
+    outputs = output_topics(image_topics)
+    derived = {name for names in outputs.values() for name in names.values()}
+    dropped = {t: bag.count(t) for t in bag.topics if t in derived}
+    copied = [t for t in bag.topics if t not in derived]
+    videos: dict[str, Path] = {}
+    if options.video:
+        for topic in image_topics:
+            path = video_path_for_topic(options.video, topic, len(image_topics))
+            check_not_overlapping(path, protected, "video")
+            check_not_overlapping(path, [out_path], "video")
+            check_video_target(path, options.overwrite)
+            videos[topic] = path
+    total = sum(-(-bag.count(t) // options.every) for t in image_topics)
+    if options.max_frames:
+        total = min(total, options.max_frames)
+    return ReplayPlan(
+        image_topics=image_topics,
+        outputs=outputs,
+        copied_topics=copied,
+        dropped=dropped,
+        storage=options.storage or _storage_like(in_path, out_path),
+        total=total,
+        videos=videos,
+        protected=protected,
+    )
+
+
+def replay_bag(
+    pipeline: Any,
+    in_bag: str | Path | BagReader,
+    out_path: str | Path,
+    options: ReplayOptions | None = None,
+    band_presets: dict[str, Band] | None = None,
+    on_frame: FrameCallback | None = None,
+) -> ReplaySummary:
+    """Segment one bag into one new output bag: the reusable entry point of ``causal-tune replay``.
+
+    The output appears at ``out_path`` only when complete (written beside it, then renamed); an
+    interrupted run leaves ``out_path`` as it was (see the module docstring).
+
+    Args:
+        pipeline: A ``SegmentationPipeline`` (or anything with its ``process``).
+        in_bag: Input bag path (folder or ``.mcap`` / ``.db3`` file) or an open :class:`BagReader`.
+        out_path: Output bag folder.
+        options: :class:`ReplayOptions` (default: all defaults).
+        band_presets: Condition -> band (default: the packaged presets).
+        on_frame: Callback per processed frame (see :class:`Replayer`).
+
+    Returns:
+        The :class:`ReplaySummary`.
+
+    Raises:
+        BagError: Unreadable input, missing topic, unsafe or existing output, write failure.
+        ConfigError: Bad options.
+    """
+    return Replayer(pipeline, options, band_presets=band_presets, on_frame=on_frame).run(in_bag, out_path)
 
 
 def run_in_worker(fn: Callable[[], T], on_interrupt: Callable[[], None] | None = None) -> T:

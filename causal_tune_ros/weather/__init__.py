@@ -1,6 +1,7 @@
 """Weather conditions: band-pass presets per condition and the automatic classifier (no torch, no ROS)."""
 
 from causal_tune_ros.weather.classifier import (
+    DEFAULT_MIN_SECONDS,
     ImageStatistics,
     WeatherClassifier,
     classify_image,
@@ -18,6 +19,7 @@ from causal_tune_ros.weather.presets import (
 
 __all__ = [
     "CONDITIONS",
+    "DEFAULT_MIN_SECONDS",
     "ImageStatistics",
     "WeatherClassifier",
     "classify_image",

@@ -69,12 +69,14 @@ faint streaks only count in dull (unsaturated) light. On the renderings every co
 held-out scenes at 256 x 512 and above, but rain drops to ~88 % at 168 x 336 (too few, too short streaks),
 and it is the first cue to miss on real footage. The values were not fitted on real bad-weather
 data (ACDC); prefer ``weather.mode: topic`` when a better signal (a rain sensor, wipers, a weather
-service) exists. :class:`WeatherClassifier` adds hysteresis so a borderline frame sequence does not flap
-the band.
+service) exists. :class:`WeatherClassifier` adds hysteresis, in seconds of message time, so a borderline frame
+sequence does not flap the band.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -367,41 +369,50 @@ def classify_image(rgb: np.ndarray) -> str:
     return classify_statistics(compute_statistics(rgb))
 
 
-class WeatherClassifier:
-    """Per-frame condition with hysteresis, for ``weather.mode: auto``.
+#: Default hysteresis: a new condition must hold this many seconds of message time (header stamps).
+#: Weather and light change over seconds; 0.2 s follows a change within about 3 frames at 10 Hz (7 at
+#: 30 Hz) while a single odd frame, or frames alternating between two conditions, never switch the band.
+DEFAULT_MIN_SECONDS = 0.2
 
-    A candidate condition different from the current one must win ``min_dwell_frames`` consecutive
-    classifications before it replaces the current one; any other result in between (including the
-    current condition) restarts the count. Frames alternating between two conditions therefore never
-    switch the band.
+
+class WeatherClassifier:
+    """Per-frame condition with hysteresis in seconds of message time, for ``weather.mode: auto``.
+
+    A candidate condition different from the current one replaces it once consecutive classifications
+    have named it over at least ``min_seconds`` seconds of message time, measured between the header
+    stamps of its first and its latest win. Any other result in between (including the current
+    condition) restarts the candidate. With ``min_seconds > 0`` a switch always needs at least two
+    agreeing classifications, so one odd frame never switches the band, whatever the frame rate;
+    ``min_seconds = 0`` switches on the first win (no hysteresis). Because the dwell is measured on the
+    stamps, the switch lags the weather by the same time at 5, 10 or 30 Hz and with frames skipped
+    (``every_n_frames``, replay's ``--every``).
+
+    Frames given without a stamp are timed by the monotonic clock instead; a stamp going backwards
+    (a bag played in a loop) restarts the pending candidate's timing.
 
     Args:
-        min_dwell_frames: Consecutive wins needed to switch (>= 1; 1 disables hysteresis).
+        min_seconds: Seconds a new condition must hold before it is applied (>= 0).
         every_n_frames: Classify only every n-th call of :meth:`update`; the calls in between return
             the current condition at no cost (>= 1).
         initial: Condition in force before the first switch.
-        min_frames: Alias of ``min_dwell_frames`` (the node's ``weather.auto.min_frames``); wins if given.
 
     Raises:
-        ConfigError: Out-of-range counts or an unknown initial condition.
+        ConfigError: Out-of-range values or an unknown initial condition.
     """
 
     def __init__(
         self,
-        min_dwell_frames: int = 10,
+        min_seconds: float = DEFAULT_MIN_SECONDS,
         every_n_frames: int = 1,
         initial: str = "clear",
-        min_frames: int | None = None,
     ) -> None:
-        if min_frames is not None:
-            min_dwell_frames = min_frames
-        if int(min_dwell_frames) < 1:
-            raise ConfigError(f"min_dwell_frames must be >= 1, got {min_dwell_frames}")
+        if not float(min_seconds) >= 0.0 or not math.isfinite(float(min_seconds)):
+            raise ConfigError(f"min_seconds must be a finite number >= 0, got {min_seconds}")
         if int(every_n_frames) < 1:
             raise ConfigError(f"every_n_frames must be >= 1, got {every_n_frames}")
         if initial not in CONDITIONS:
             raise ConfigError(f"unknown initial condition {initial!r}; known: {', '.join(CONDITIONS)}")
-        self.min_dwell_frames = int(min_dwell_frames)
+        self.min_seconds = float(min_seconds)
         self.every_n_frames = int(every_n_frames)
         self._initial = initial
         self.reset()
@@ -417,7 +428,8 @@ class WeatherClassifier:
             raise ConfigError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
         self._current = condition
         self._candidate: str | None = None
-        self._count = 0
+        self._since: int | None = None  # stamp (ns) of the candidate's first win
+        self._last: int | None = None  # stamp (ns) of the latest classification
         self._calls = 0
         self.last_statistics: ImageStatistics | None = None
         self.last_scores: dict[str, float] = {}
@@ -429,15 +441,18 @@ class WeatherClassifier:
         return self._current
 
     @property
-    def pending(self) -> tuple[str | None, int]:
-        """``(candidate, consecutive wins so far)``; ``(None, 0)`` when nothing is pending."""
-        return self._candidate, self._count
+    def pending(self) -> tuple[str | None, float]:
+        """``(candidate, seconds it has held so far)``; ``(None, 0.0)`` when nothing is pending."""
+        if self._candidate is None or self._since is None or self._last is None:
+            return None, 0.0
+        return self._candidate, (self._last - self._since) / 1e9
 
-    def update(self, rgb: np.ndarray) -> str:
+    def update(self, rgb: np.ndarray, stamp_ns: int | None = None) -> str:
         """Classify a frame (every ``every_n_frames``-th call) and return the condition in force.
 
         Args:
             rgb: ``(H, W, 3)`` uint8 RGB.
+            stamp_ns: The frame's header stamp in nanoseconds (``None``: the monotonic clock).
 
         Returns:
             One of :data:`CONDITIONS`.
@@ -448,38 +463,46 @@ class WeatherClassifier:
         self._calls += 1
         if (self._calls - 1) % self.every_n_frames:
             return self._current
-        return self.update_statistics(compute_statistics(rgb))
+        return self.update_statistics(compute_statistics(rgb), stamp_ns)
 
-    def update_statistics(self, stats: ImageStatistics) -> str:
+    def update_statistics(self, stats: ImageStatistics, stamp_ns: int | None = None) -> str:
         """Feed precomputed statistics (one classification) and return the condition in force."""
         self.last_statistics = stats
         self.last_scores = condition_scores(stats)
         raw = classify_statistics(stats)
         self.last_raw = raw
-        return self.observe(raw)
+        return self.observe(raw, stamp_ns)
 
-    def observe(self, raw: str) -> str:
+    def observe(self, raw: str, stamp_ns: int | None = None) -> str:
         """Apply the hysteresis to one single-frame result and return the condition in force.
+
+        Args:
+            raw: Single-frame condition.
+            stamp_ns: Its header stamp in nanoseconds (``None``: the monotonic clock).
 
         Raises:
             ConfigError: Unknown condition.
         """
         if raw not in CONDITIONS:
             raise ConfigError(f"unknown condition {raw!r}; known: {', '.join(CONDITIONS)}")
+        now = time.monotonic_ns() if stamp_ns is None else int(stamp_ns)
+        if self._last is not None and now < self._last and self._candidate is not None:
+            self._since = now  # time went backwards (looped bag): time the candidate afresh
+        self._last = now
         if raw == self._current:
-            self._candidate, self._count = None, 0
-        elif raw == self._candidate:
-            self._count += 1
-        else:
-            self._candidate, self._count = raw, 1
-        if self._candidate is not None and self._count >= self.min_dwell_frames:
+            self._candidate, self._since = None, None
+        elif raw != self._candidate:
+            self._candidate, self._since = raw, now
+        held = None if self._since is None else now - self._since
+        if self._candidate is not None and held is not None and held >= round(self.min_seconds * 1e9):
             self._current = self._candidate
-            self._candidate, self._count = None, 0
+            self._candidate, self._since = None, None
         return self._current
 
 
 __all__ = [
     "CLEAR_SCORE",
+    "DEFAULT_MIN_SECONDS",
     "ImageStatistics",
     "WeatherClassifier",
     "classify_image",

@@ -75,13 +75,14 @@ def test_parameter_and_topic_switch_band_live(make_node) -> None:
 
 
 def test_auto_mode_follows_the_image_with_hysteresis(make_node) -> None:
-    node, probe, _ = make_node("weather_auto", weather__mode="auto", weather__auto__min_frames=3)
+    # Hysteresis in seconds of header stamps (not wall time): frames stamped 1 s apart, 1.5 s needed.
+    node, probe, _ = make_node("weather_auto", weather__mode="auto", weather__auto__min_seconds=1.5)
     dark = (sample_rgb() // 12).astype(np.uint8)  # a night-time frame
     for i in range(2):
-        probe.image_pub.publish(make_image(dark, "rgb8", STAMP + 100 + i))
-        probe.wait_for_stamp("class_mask", STAMP + 100 + i)
-    assert node.core.weather.current == "clear"  # two dark frames are not enough (min_frames 3)
-    probe.image_pub.publish(make_image(dark, "rgb8", STAMP + 102))
-    probe.wait_for_stamp("class_mask", STAMP + 102)
+        probe.image_pub.publish(make_image(dark, "rgb8", STAMP + i * 10**9))
+        probe.wait_for_stamp("class_mask", STAMP + i * 10**9)
+    assert node.core.weather.current == "clear"  # night for 1 s of stamps is not enough (1.5 s)
+    probe.image_pub.publish(make_image(dark, "rgb8", STAMP + 2 * 10**9))
+    probe.wait_for_stamp("class_mask", STAMP + 2 * 10**9)
     probe.wait_diagnostics(lambda v, s: v["condition"] == "night" and v["band"] == "0.250,0.600")
     probe.wait_for("weather", lambda m: m.data == "night")

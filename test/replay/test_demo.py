@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from causal_tune_ros.classes import load_classes
 from causal_tune_ros.cli import main
 from causal_tune_ros.demo import COLUMNS
+from causal_tune_ros.replay import Replayer, ReplayOptions
+from causal_tune_ros.replay.bag_io import deserialize
 from causal_tune_ros.replay.command import default_checkpoint
 
 #: mIoU floor on clear frames. The shipped model scores 0.30 on these three (seeds 100-102; 0.32 on its
@@ -34,7 +37,7 @@ def _table(text: str) -> dict[str, dict[str, float]]:
     return rows
 
 
-def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys) -> None:
+def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys, tiny_pipeline) -> None:
     assert default_checkpoint().stat().st_size < 5_000_000, "the shipped demo model stays a few MB"
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "--frames", "clear=3,snow=2,night=2", "--quiet"])
@@ -61,8 +64,34 @@ def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys) -> None:
     assert "/camera/ground_truth/class_mask" not in topics  # labels are not segmented
 
     h, w = metrics["size"]
+    from causal_tune_ros.demo import LEGEND_LINE
+
     montage = cv2.imread(str(out / "demo_montage.png"))
-    assert montage.shape == (3 * (h + 22), 3 * w, 3)
+    rows = 3 * (h + 22)
+    assert montage.shape[1:] == (3 * w, 3) and rows < montage.shape[0] <= rows + 4 * LEGEND_LINE + 4
+    # The class-colour legend under the rows shows every class colour.
+    legend = cv2.cvtColor(montage[rows:], cv2.COLOR_BGR2RGB).reshape(-1, 3)
+    classes = load_classes()
+    for name, color in zip(classes.names, classes.colors, strict=True):
+        assert np.any(np.all(legend == color, axis=1)), f"no legend swatch for {name}"
+
+    # The "auto weather" column is what `replay --weather auto` applies (hysteresis included), not a
+    # frame-by-frame classification: compare with a real auto replay of the same drive.
+    replayed = tmp_path / "auto.mcap"
+    options = ReplayOptions(weather="auto", progress=False)
+    Replayer(tiny_pipeline, options).run(out / "demo_drive.mcap", replayed)
+    with Reader(replayed) as reader:
+        strings = [c for c in reader.connections if c.topic in ("/weather", "/camera/weather")]
+        msgs = [(c.topic, deserialize(raw, c.msgtype).data) for c, _, raw in reader.messages(strings)]
+    truth = [d for t, d in msgs if t == "/weather"]
+    applied = [d for t, d in msgs if t == "/camera/weather"]
+    assert len(truth) == len(applied) == 7
+    pairs = list(zip(applied, truth, strict=True))
+    for cond in ("clear", "snow", "night"):
+        expected = sum(a == t == cond for a, t in pairs)
+        assert metrics["conditions"][cond]["auto_weather_agree"] == expected, (cond, applied)
+    assert metrics["conditions"]["all"]["auto_weather_agree"] == sum(a == t for a, t in pairs)
+
     cap = cv2.VideoCapture(str(out / "demo_overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
     ok, frame = cap.read()

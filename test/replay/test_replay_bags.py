@@ -202,7 +202,7 @@ def test_output_messages_deserialize_with_rclpy(tmp_path: Path, write_camera_bag
     import yaml
 
     meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-    assert meta["version"] == 9 and meta["storage_identifier"] == "mcap"
+    assert meta["version"] == 8 and meta["storage_identifier"] == "mcap"  # the Humble-readable default
     checked = 0
     for entry in meta["topics_with_message_count"]:
         topic = entry["topic_metadata"]
