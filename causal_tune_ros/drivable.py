@@ -53,8 +53,8 @@ OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
 # drivable_mask: up to this many class ids use equality tests, more a 256-entry lookup table.
 _MAX_COMPARISONS = 8
 
-# Grid cells whose centres are projected into the image at once while a GroundProjector is built: bounds
-# the float64 temporaries of that step (about 120 B per cell) whatever the grid size.
+# Pixels cast onto the ground, or grid cells projected into the image, at once while a GroundProjector is
+# built: bounds the float64 temporaries of both passes (about 120 B each) whatever the image or grid size.
 _CELL_CHUNK = 1 << 17
 
 # Rays within this much of the horizon (ground-frame z component of the unit-free ray) never hit the
@@ -381,15 +381,20 @@ class GroundProjector:
         self.image_shape = (height, width)
         self.stride = stride
 
-        # 1. Strided pixels -> ground -> cell.
+        # 1. Strided pixels -> ground -> cell, a block of pixel rows at a time (bounded temporaries).
         us = np.arange(stride // 2, width, stride)
         vs = np.arange(stride // 2, height, stride)
-        uu, vv = np.meshgrid(us, vs)
-        gx, gy = pixel_to_ground(uu, vv, K, pose)
-        cells = grid.cell_index(gx, gy)
-        hit = cells >= 0
-        pixel_index = (vv * width + uu)[hit]
-        pixel_cell = cells[hit]
+        block = max(1, _CELL_CHUNK // max(1, us.size))
+        pixel_indices, pixel_cells = [], []
+        for first in range(0, vs.size, block):
+            uu, vv = np.meshgrid(us, vs[first : first + block])
+            gx, gy = pixel_to_ground(uu, vv, K, pose)
+            cells = grid.cell_index(gx, gy)
+            hit = cells >= 0
+            pixel_indices.append((vv * width + uu)[hit])
+            pixel_cells.append(cells[hit])
+        pixel_index = np.concatenate(pixel_indices)
+        pixel_cell = np.concatenate(pixel_cells)
 
         # 2. Visible cell centres -> pixel (nearest), so far cells narrower than a pixel step are seen.
         #    A block of grid rows at a time, so the temporaries stay small for any grid size.

@@ -207,7 +207,7 @@ def test_grid_cell_cap_names_the_count_and_the_limit() -> None:
 
 
 def test_projector_built_in_blocks_of_rows_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cell-centre pass runs a few grid rows at a time; any block size gives the same votes."""
+    """Both passes (pixels to cells, cell centres to pixels) run in row blocks; any size gives the same."""
     import causal_tune_ros.drivable as drivable
 
     grid = GridSpec(resolution=0.25, length_m=40.0, width_m=12.0, origin_x=2.0)
