@@ -3,6 +3,7 @@
     python bench/frame_memory.py                       # every case, each in a fresh process
     python bench/frame_memory.py --case png4096        # one case
     python bench/frame_memory.py --upsampler           # upsample_argmax alone, worst case
+    python bench/frame_memory.py --input-size 518 1036 # a larger network input (more class boundaries)
 
 Each case runs in its own Python process: it starts a real ``SegmentationNode`` (rclpy, eager backend
 on the CPU, the shipped demo model, default parameters otherwise), processes a small warm-up frame,
@@ -88,7 +89,7 @@ def _camera_info(height: int, width: int):
     return info
 
 
-def _run_case(case: str) -> dict:
+def _run_case(case: str, input_size: tuple[int, int] | None) -> dict:
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", str(110 + os.getpid() % 90))
     os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="frame_memory_log_"))
@@ -106,6 +107,11 @@ def _run_case(case: str) -> dict:
         Parameter("input_transport", value="compressed" if case == "png4096" else "raw"),
         Parameter("drivable.camera.pitch", value=0.2),
     ]
+    if input_size:
+        params += [
+            Parameter("model.input_height", value=input_size[0]),
+            Parameter("model.input_width", value=input_size[1]),
+        ]
     node = SegmentationNode(parameter_overrides=params)
     core = node.core
     height, width = (4096, 4096) if case == "png4096" else (2160, 3840)
@@ -115,7 +121,11 @@ def _run_case(case: str) -> dict:
     core._process(_message(case, 480, 640))
     core._on_camera_info(_camera_info(height, width))
     failed_before = core.stats.failed
-    result: dict = {"case": case, "input_bytes": len(msg.data)}
+    result: dict = {
+        "case": case,
+        "input_bytes": len(msg.data),
+        "network_input": core.backend_info["input_size"],
+    }
     # The first big frame also builds the drivable grid's projection for the new image size; the
     # second shows the steady state.
     for frame in ("first", "next"):
@@ -152,16 +162,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=CASES, help="run one case in this process")
     parser.add_argument("--upsampler", action="store_true", help="upsample_argmax alone, worst case")
+    parser.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("H", "W"), help="network input (default: the model's)"
+    )
     args = parser.parse_args()
     if args.upsampler:
         for row in _run_upsampler():
             print(json.dumps(row))
         return 0
     if args.case:
-        print(json.dumps(_run_case(args.case)))
+        print(json.dumps(_run_case(args.case, args.input_size)))
         return 0
+    size = ["--input-size", *map(str, args.input_size)] if args.input_size else []
     for case in CASES:
-        subprocess.run([sys.executable, __file__, "--case", case], check=True)
+        subprocess.run([sys.executable, __file__, "--case", case, *size], check=True)
     subprocess.run([sys.executable, __file__, "--upsampler"], check=True)
     return 0
 
