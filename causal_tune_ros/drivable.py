@@ -385,7 +385,7 @@ class GroundProjector:
         us = np.arange(stride // 2, width, stride)
         vs = np.arange(stride // 2, height, stride)
         block = max(1, _CELL_CHUNK // max(1, us.size))
-        pixel_indices, pixel_cells = [], []
+        pixel_indices, pixel_cells = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
         for first in range(0, vs.size, block):
             uu, vv = np.meshgrid(us, vs[first : first + block])
             gx, gy = pixel_to_ground(uu, vv, K, pose)

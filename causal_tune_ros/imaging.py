@@ -299,11 +299,9 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     buf = _as_bytes(_field(msg, "data"), "image")
     needed = step * rows_total
     if buf.size < needed:
-        layout = (
-            f"step * height * 3 / 2 = {step} * {height} * 3 / 2"
-            if spec.yuv420
-            else (f"step * height = {step} * {height}")
-        )
+        layout = f"step * height = {step} * {height}"
+        if spec.yuv420:
+            layout = f"step * height * 3 / 2 = {step} * {height} * 3 / 2"
         raise ImageConversionError(f"image data has {buf.size} B, expected {layout} = {needed} B")
     if buf.size > needed:
         _warn_long_data(encoding, height, width, step, int(buf.size), needed)

@@ -15,8 +15,8 @@ DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 
 #: Largest occupancy grid (rows x cols) the drivable-grid projection accepts: one million cells, e.g.
 #: 100 m x 100 m at 0.1 m or 50 m x 50 m at 0.05 m (a camera's ground projection means little farther
-#: out). The projection keeps about 30 bytes per cell and its per-frame vote count about 10, so this
-#: bounds both; ``drivable.grid.*`` values asking for more are refused when they are set.
+#: out). The projection keeps about 20 bytes per cell and each frame's vote count needs about as much
+#: again, so this bounds both; ``drivable.grid.*`` values asking for more are refused when they are set.
 MAX_GRID_CELLS = 1_000_000
 
 #: Working memory of one chunk of the exact bilinear upsampler (``pipeline.upsample_argmax``): its

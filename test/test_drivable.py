@@ -223,3 +223,9 @@ def test_projector_built_in_blocks_of_rows_is_the_same(monkeypatch: pytest.Monke
         np.testing.assert_array_equal(other.project(mask), whole.project(mask))
         np.testing.assert_array_equal(other.observed, whole.observed)
     assert (whole.project(mask) == FREE).any() and (whole.project(mask) == OCCUPIED).any()
+
+
+def test_projector_on_an_image_thinner_than_the_stride() -> None:
+    # No strided pixel row at all (height 1, first sample row at 2): only the cell-centre votes remain.
+    projector = GroundProjector(K, GroundPose(height=H_CAM), GridSpec(), (1, 640), stride=4)
+    assert projector.project(np.zeros((1, 640), np.uint8)).shape == GridSpec().shape
