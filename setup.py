@@ -40,6 +40,8 @@ setup(
         # Hungarian matching of the Mask2Former head's set loss (training only, but small and common).
         "scipy>=1.10",
         "opencv-python-headless>=4.8",
+        # JPEG decoding that reports libjpeg's corrupt-data warnings (OpenCV only prints them).
+        "simplejpeg>=1.6",
         "pyyaml>=6",
         "rosbags>=0.10",
         "rosbags-image>=0.9",

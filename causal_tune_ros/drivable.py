@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.limits import MAX_GRID_CELLS
 
 FREE = 0
 OCCUPIED = 100
@@ -51,6 +52,10 @@ OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
 
 # drivable_mask: up to this many class ids use equality tests, more a 256-entry lookup table.
 _MAX_COMPARISONS = 8
+
+# Pixels cast onto the ground, or grid cells projected into the image, at once while a GroundProjector is
+# built: bounds the float64 temporaries of both passes (about 120 B each) whatever the image or grid size.
+_CELL_CHUNK = 1 << 17
 
 # Rays within this much of the horizon (ground-frame z component of the unit-free ray) never hit the
 # ground at a useful distance; treating them as sky avoids dividing by ~0.
@@ -234,7 +239,9 @@ class GridSpec:
         origin_y: y of the grid's corner (low-y edge of row 0). Default ``-width_m / 2``: centred.
 
     Raises:
-        ConfigError: Non-positive or non-finite sizes, or a grid above 100 million cells.
+        ConfigError: Non-positive or non-finite sizes, or a grid of more than
+            :data:`~causal_tune_ros.limits.MAX_GRID_CELLS` cells (the reason names the cell count and
+            the limit).
     """
 
     resolution: float = 0.1
@@ -255,8 +262,12 @@ class GridSpec:
             raise ConfigError(f"grid origin must be finite, got ({self.origin_x}, {self.origin_y})")
         rows = max(1, round(self.width_m / self.resolution))
         cols = max(1, round(self.length_m / self.resolution))
-        if rows * cols > 100_000_000:
-            raise ConfigError(f"grid of {rows} x {cols} cells is too large; raise the resolution")
+        if rows * cols > MAX_GRID_CELLS:
+            raise ConfigError(
+                f"grid of {rows} x {cols} = {rows * cols} cells ({self.width_m:g} m x {self.length_m:g} m at "
+                f"{self.resolution:g} m per cell) is too large: at most {MAX_GRID_CELLS} cells keep the "
+                "projection's memory bounded; use a coarser resolution or a smaller extent"
+            )
         object.__setattr__(self, "_shape", (int(rows), int(cols)))
 
     @property
@@ -372,29 +383,41 @@ class GroundProjector:
         self.image_shape = (height, width)
         self.stride = stride
 
-        # 1. Strided pixels -> ground -> cell.
+        # 1. Strided pixels -> ground -> cell, a block of pixel rows at a time (bounded temporaries).
         us = np.arange(stride // 2, width, stride)
         vs = np.arange(stride // 2, height, stride)
-        uu, vv = np.meshgrid(us, vs)
-        gx, gy = pixel_to_ground(uu, vv, K, pose)
-        cells = grid.cell_index(gx, gy)
-        hit = cells >= 0
-        pixel_index = (vv * width + uu)[hit]
-        pixel_cell = cells[hit]
+        block = max(1, _CELL_CHUNK // max(1, us.size))
+        pixel_indices, pixel_cells = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+        for first in range(0, vs.size, block):
+            uu, vv = np.meshgrid(us, vs[first : first + block])
+            gx, gy = pixel_to_ground(uu, vv, K, pose)
+            cells = grid.cell_index(gx, gy)
+            hit = cells >= 0
+            pixel_indices.append((vv * width + uu)[hit])
+            pixel_cells.append(cells[hit])
+        pixel_index = np.concatenate(pixel_indices)
+        pixel_cell = np.concatenate(pixel_cells)
 
         # 2. Visible cell centres -> pixel (nearest), so far cells narrower than a pixel step are seen.
+        #    A block of grid rows at a time, so the temporaries stay small for any grid size.
         xs, ys = grid.cell_centers()
-        gx2, gy2 = np.meshgrid(xs, ys)
-        points = np.stack([gx2.ravel(), gy2.ravel(), np.zeros(gx2.size)], axis=1)
-        cam = _transform(points - pose.translation(), pose.rotation().T)  # R^T (p - t)
-        in_front = cam[:, 2] > 1e-6
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uvw = _transform(cam, K)
-            pu = np.rint(uvw[:, 0] / uvw[:, 2])
-            pv = np.rint(uvw[:, 1] / uvw[:, 2])
-            seen = in_front & (pu >= 0) & (pu < width) & (pv >= 0) & (pv < height)
-        center_cell = np.flatnonzero(seen)
-        center_pixel = pv[seen].astype(np.int64) * width + pu[seen].astype(np.int64)
+        rotation_t, origin = pose.rotation().T, pose.translation()
+        block_rows = max(1, _CELL_CHUNK // grid.cols)
+        center_cells, center_pixels = [], []
+        for first in range(0, grid.rows, block_rows):
+            gx2, gy2 = np.meshgrid(xs, ys[first : first + block_rows])
+            points = np.stack([gx2.ravel(), gy2.ravel(), np.zeros(gx2.size)], axis=1)
+            cam = _transform(points - origin, rotation_t)  # R^T (p - t)
+            in_front = cam[:, 2] > 1e-6
+            with np.errstate(divide="ignore", invalid="ignore"):
+                uvw = _transform(cam, K)
+                pu = np.rint(uvw[:, 0] / uvw[:, 2])
+                pv = np.rint(uvw[:, 1] / uvw[:, 2])
+                seen = in_front & (pu >= 0) & (pu < width) & (pv >= 0) & (pv < height)
+            center_cells.append(np.flatnonzero(seen) + first * grid.cols)
+            center_pixels.append(pv[seen].astype(np.int64) * width + pu[seen].astype(np.int64))
+        center_cell = np.concatenate(center_cells)
+        center_pixel = np.concatenate(center_pixels)
 
         self._pixels = np.concatenate([pixel_index, center_pixel]).astype(np.intp)
         self._cells = np.concatenate([pixel_cell, center_cell]).astype(np.intp)

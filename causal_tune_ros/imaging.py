@@ -13,32 +13,47 @@ encoding                      bytes/px    to RGB
 ``rgb8``                      3           zero-copy view of the message buffer
 ``bgr8``                      3           one OpenCV channel swap
 ``rgba8`` / ``bgra8``         4           alpha dropped
+``rgb16`` / ``bgr16``         6           top byte kept (``value >> 8``), then as the 8-bit
+                                          encoding; ``is_bigendian`` honoured
+``rgba16`` / ``bgra16``       8           likewise, alpha dropped
 ``mono8`` / ``8UC1``          1           grey replicated to 3 channels
 ``mono16``                    2           top byte kept (``value >> 8``), then as ``mono8``;
                                           ``is_bigendian`` honoured
 ``bayer_rggb8`` ...           1           OpenCV bilinear demosaicing (see ``_BAYER_TO_RGB``)
 ``bayer_{bggr,gbrg,grbg}8``
+``bayer_rggb16`` ...          2           OpenCV bilinear demosaicing at 16 bits, then the top
+``bayer_{bggr,gbrg,grbg}16``              byte; ``is_bigendian`` honoured
 ``uyvy`` / ``yuv422``         2           OpenCV YUV 4:2:2, video-range BT.601 (even width)
 ``yuyv`` / ``yuv422_yuy2``    2           OpenCV YUV 4:2:2, video-range BT.601 (even width)
+``nv12`` / ``nv21``           1.5         OpenCV YUV 4:2:0 semi-planar, video-range BT.601: a
+                                          Y plane of ``height`` rows, then ``height / 2`` rows of
+                                          interleaved UV (nv12) or VU (nv21), both ``step``
+                                          bytes apart (even width and height)
 ``8UC3``, ``16UC1``,          3, 2, 4     ``image_to_array`` only (not camera images: masks,
 ``32FC1``                                 depth, confidence); ``image_to_rgb`` refuses them
 ============================  ==========  =====================================================
 
-``mono16`` keeps the 8 most significant bits: a full-range 16-bit camera maps linearly onto 0..255; a
-12-bit camera stored in the low bits comes out dark (scale it yourself via ``image_to_array`` if so).
+16-bit encodings keep the 8 most significant bits: a full-range 16-bit camera maps linearly onto 0..255;
+a 12-bit camera stored in the low bits comes out dark (scale it yourself via ``image_to_array`` if so).
+``nv24`` (4:4:4 semi-planar) has no OpenCV conversion and is refused as unsupported.
 
 Rows may be padded (``step > width * bytes_per_pixel``): arrays are strided views of the message
-buffer, never re-packed unless a conversion needs a copy anyway. Every bad input raises
-:class:`~causal_tune_ros.errors.ImageConversionError` with the reason, and sizes are checked before
-anything is allocated.
+buffer, never re-packed unless a conversion needs a copy anyway. Data longer than the layout needs is
+accepted (the extra bytes are ignored) with one warning per layout on the ``causal_tune_ros.imaging``
+logger. Every bad input raises :class:`~causal_tune_ros.errors.ImageConversionError` with the reason,
+and sizes are checked before anything is allocated. JPEG is decoded by libjpeg-turbo through
+``simplejpeg`` with its corrupt-data warnings treated as errors, so a damaged frame is refused rather
+than returned half grey.
 """
 
 from __future__ import annotations
 
 import array as pyarray
 import dataclasses
+import logging
 import struct
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,16 +61,21 @@ import cv2
 import numpy as np
 
 from causal_tune_ros.errors import ImageConversionError
+from causal_tune_ros.limits import DEFAULT_MAX_IMAGE_PIXELS
 
-#: Largest ``width * height`` accepted by default: 64 MP (a 9248 x 6936 sensor), far above any
-#: automotive camera and small enough that a lying header cannot make us allocate gigabytes.
-DEFAULT_MAX_PIXELS = 64_000_000
+#: Largest ``width * height`` accepted by default: the one cap the node (``max_image_pixels``) and
+#: the replay share, see :data:`causal_tune_ros.limits.DEFAULT_MAX_IMAGE_PIXELS`.
+DEFAULT_MAX_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
+
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class _Encoding:
     channels: int  # values per pixel in the message
     dtype: str  # numpy type of one value, little-endian spelling (byte order comes from is_bigendian)
+    yuv420: bool = False  # semi-planar 4:2:0: height rows of Y, then height / 2 rows of chroma
 
     @property
     def depth(self) -> int:
@@ -71,14 +91,24 @@ _ENCODINGS: dict[str, _Encoding] = {
     "mono8": _Encoding(1, "u1"),
     "8UC1": _Encoding(1, "u1"),
     "mono16": _Encoding(1, "<u2"),
+    "rgb16": _Encoding(3, "<u2"),
+    "bgr16": _Encoding(3, "<u2"),
+    "rgba16": _Encoding(4, "<u2"),
+    "bgra16": _Encoding(4, "<u2"),
     "bayer_rggb8": _Encoding(1, "u1"),
     "bayer_bggr8": _Encoding(1, "u1"),
     "bayer_gbrg8": _Encoding(1, "u1"),
     "bayer_grbg8": _Encoding(1, "u1"),
+    "bayer_rggb16": _Encoding(1, "<u2"),
+    "bayer_bggr16": _Encoding(1, "<u2"),
+    "bayer_gbrg16": _Encoding(1, "<u2"),
+    "bayer_grbg16": _Encoding(1, "<u2"),
     "uyvy": _Encoding(2, "u1"),
     "yuv422": _Encoding(2, "u1"),
     "yuyv": _Encoding(2, "u1"),
     "yuv422_yuy2": _Encoding(2, "u1"),
+    "nv12": _Encoding(1, "u1", yuv420=True),
+    "nv21": _Encoding(1, "u1", yuv420=True),
     # Not images to look at: image_to_array only (depth, confidence, masks).
     "8UC3": _Encoding(3, "u1"),
     "16UC1": _Encoding(1, "<u2"),
@@ -101,6 +131,18 @@ _BAYER_TO_RGB: dict[str, int] = {
     "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
     "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
 }
+_BAYER_TO_RGB.update({name[:-1] + "16": code for name, code in _BAYER_TO_RGB.items()})
+
+# 16-bit colour and grey encodings: the top byte of each value, then the 8-bit encoding's conversion.
+_SIXTEEN_TO_EIGHT: dict[str, str] = {
+    "mono16": "mono8",
+    "rgb16": "rgb8",
+    "bgr16": "bgr8",
+    "rgba16": "rgba8",
+    "bgra16": "bgra8",
+}
+
+_YUV422 = frozenset({"uyvy", "yuv422", "yuyv", "yuv422_yuy2"})
 
 _TO_RGB: dict[str, int] = {
     "bgr8": cv2.COLOR_BGR2RGB,
@@ -112,6 +154,8 @@ _TO_RGB: dict[str, int] = {
     "yuv422": cv2.COLOR_YUV2RGB_UYVY,
     "yuyv": cv2.COLOR_YUV2RGB_YUYV,
     "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,
+    "nv12": cv2.COLOR_YUV2RGB_NV12,
+    "nv21": cv2.COLOR_YUV2RGB_NV21,
     **_BAYER_TO_RGB,
 }
 
@@ -136,7 +180,7 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_SOS = 0xDA
 _JPEG_EOI = b"\xff\xd9"
 
-# Decode JPEG/PNG straight to RGB where OpenCV can (>= 4.10); never apply EXIF rotation to camera frames.
+# Decode PNG straight to RGB where OpenCV can (>= 4.10); never apply EXIF rotation to camera frames.
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 _IMREAD_FLAGS = (_IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
 
@@ -192,6 +236,25 @@ def _check_pixels(height: int, width: int, max_pixels: int) -> None:
         )
 
 
+# Layouts already warned about for carrying more data than they need (bounded: a hostile stream of
+# ever-new sizes cannot grow it without limit).
+_long_data_warned: set[tuple[str, int, int, int, int]] = set()
+_long_data_lock = threading.Lock()
+_MAX_WARNED_LAYOUTS = 64
+
+
+def _warn_long_data(encoding: str, height: int, width: int, step: int, size: int, needed: int) -> None:
+    key = (encoding, height, width, step, size)
+    with _long_data_lock:
+        if key in _long_data_warned or len(_long_data_warned) >= _MAX_WARNED_LAYOUTS:
+            return
+        _long_data_warned.add(key)
+    _log.warning(
+        f"{width}x{height} {encoding} image (step {step}) carries {size} B of data, {size - needed} B "
+        f"more than its layout needs ({needed} B); the extra bytes are ignored (said once per layout)"
+    )
+
+
 def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """View a ``sensor_msgs/Image`` as a numpy array in its own encoding, without copying when possible.
 
@@ -201,14 +264,18 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
 
     Returns:
         ``(H, W)`` for single-channel encodings (mono, Bayer mosaic, ``16UC1``, ``32FC1``),
-        ``(H, W, C)`` otherwise; uint8, native-endian uint16 (``mono16``, ``16UC1``) or float32
-        (``32FC1``). The array is a (possibly row-strided) view of ``msg.data``, except for
-        multi-byte data in the other byte order, which is swapped into a new array. Views of the
-        message are read-only so the message cannot be changed through them by accident.
+        ``(H * 3 / 2, W)`` for ``nv12`` / ``nv21`` (the Y plane above the chroma plane, as OpenCV
+        takes them), ``(H, W, C)`` otherwise; uint8, native-endian uint16 (``mono16``, ``rgb16``,
+        ``bayer_*16``, ...) or float32 (``32FC1``). The array is a (possibly row-strided) view of
+        ``msg.data``, except for multi-byte data in the other byte order or with a ``step`` that is
+        not a whole number of values, which is copied into a new array. Views of the message are
+        read-only so the message cannot be changed through them by accident. Data beyond what the
+        layout needs is ignored, with one warning per layout.
 
     Raises:
         ImageConversionError: Unsupported encoding, zero size, too many pixels, ``step`` shorter than a
-            row, or ``data`` shorter than ``step * height``.
+            row, odd width or height for ``nv12`` / ``nv21``, or ``data`` shorter than the layout
+            (``step * height``; ``step * height * 3 / 2`` for ``nv12`` / ``nv21``).
     """
     encoding = _encoding_of(msg)
     spec = _ENCODINGS.get(encoding)
@@ -224,19 +291,29 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
             f"step {step} is shorter than one row of {width} px x {spec.channels * spec.depth} B "
             f"({row_bytes} B) for {encoding}"
         )
+    rows_total = height
+    if spec.yuv420:
+        if height % 2 or width % 2:
+            raise ImageConversionError(f"{encoding} needs an even width and height, got {width}x{height}")
+        rows_total = height + height // 2  # the chroma plane: one row of UV pairs per two Y rows
     buf = _as_bytes(_field(msg, "data"), "image")
-    if buf.size < step * height:
-        raise ImageConversionError(
-            f"image data has {buf.size} B, expected step * height = {step} * {height} = {step * height} B"
-        )
-    # Row-strided view: (height, step) then drop the padding columns. No copy.
-    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
+    needed = step * rows_total
+    if buf.size < needed:
+        layout = f"step * height = {step} * {height}"
+        if spec.yuv420:
+            layout = f"step * height * 3 / 2 = {step} * {height} * 3 / 2"
+        raise ImageConversionError(f"image data has {buf.size} B, expected {layout} = {needed} B")
+    if buf.size > needed:
+        _warn_long_data(encoding, height, width, step, int(buf.size), needed)
+    # Row-strided view: (rows, step) then drop the padding columns. No copy.
+    rows = buf[:needed].reshape(rows_total, step)[:, :row_bytes]
     if spec.depth > 1:
         dtype = np.dtype(spec.dtype).newbyteorder(">" if bool(_field(msg, "is_bigendian")) else "<")
         rows = rows.view(dtype)
-        if not rows.dtype.isnative:
-            # Byte-swap into a new, writable array: OpenCV and torch need native byte order.
-            rows = rows.astype(rows.dtype.newbyteorder("="))
+        if not rows.dtype.isnative or step % spec.depth:
+            # A new, writable array: OpenCV and torch need native byte order, and OpenCV misreads (or
+            # refuses) rows whose stride is not a whole number of values.
+            rows = np.ascontiguousarray(rows, dtype=rows.dtype.newbyteorder("="))
             return rows if spec.channels == 1 else rows.reshape(height, width, spec.channels)
     out = rows if spec.channels == 1 else rows.reshape(height, width, spec.channels)
     out.flags.writeable = False  # a view of the message: do not let callers edit it by accident
@@ -267,17 +344,22 @@ def image_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS, copy: bool = Fa
         )
     if encoding == "rgb8":
         return np.array(native, order="C", copy=True) if copy else native
-    if encoding == "mono16":
-        native = (native >> 8).astype(np.uint8)
-        encoding = "mono8"
-    if encoding in ("uyvy", "yuv422", "yuyv", "yuv422_yuy2") and native.shape[1] % 2:
+    if encoding in _SIXTEEN_TO_EIGHT:
+        native = (native >> 8).astype(np.uint8)  # a new array
+        encoding = _SIXTEEN_TO_EIGHT[encoding]
+        if encoding == "rgb8":
+            return native
+    if encoding in _YUV422 and native.shape[1] % 2:
         raise ImageConversionError(f"{encoding} needs an even width, got {native.shape[1]}")
     try:
-        return cv2.cvtColor(native, _TO_RGB[encoding])
+        rgb = cv2.cvtColor(native, _TO_RGB[encoding])
     except cv2.error as err:
         raise ImageConversionError(
             f"cannot convert {native.shape[1]}x{native.shape[0]} {msg.encoding} to rgb8: {err.msg}"
         ) from None
+    if rgb.dtype == np.uint16:  # 16-bit Bayer: demosaiced at full depth, then the top byte
+        rgb = (rgb >> 8).astype(np.uint8)
+    return rgb
 
 
 def _png_size(raw: bytes) -> tuple[int, int]:
@@ -329,8 +411,10 @@ def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     The codec is taken from the data's magic bytes; ``format`` (image_transport writes e.g.
     ``"jpeg"``, ``"rgb8; jpeg compressed bgr8"``, ``"png"``) may be empty but must not name another
     codec. The size in the JPEG frame header / PNG IHDR is checked against ``max_pixels`` before
-    decoding, so a forged "20000x20000" header costs nothing. EXIF orientation is ignored (camera
-    frames are never rotated). 16-bit PNGs are reduced to 8 bits, grey ones replicated to RGB.
+    decoding, so a forged "20000x20000" header costs nothing. A JPEG that libjpeg can only decode
+    by patching it up (a scan cut short, corrupt entropy-coded bytes) is refused, not returned with
+    grey where the data was missing. EXIF orientation is ignored (camera frames are never rotated).
+    16-bit PNGs are reduced to 8 bits, grey ones replicated to RGB.
 
     Args:
         msg: A CompressedImage message (fields ``format`` and ``data``).
@@ -341,7 +425,8 @@ def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
 
     Raises:
         ImageConversionError: Empty data, unknown or unsupported ``format`` (e.g. compressedDepth),
-            data that is neither JPEG nor PNG, a truncated or corrupt file, or too many pixels.
+            data that is neither JPEG nor PNG, a truncated or corrupt file (including libjpeg's
+            corrupt-data warnings), or too many pixels.
     """
     fmt = str(_field(msg, "format")).strip().lower()
     if "compresseddepth" in fmt:
@@ -359,15 +444,37 @@ def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     else:
         raise ImageConversionError(f"compressed image data is neither JPEG nor PNG (starts {raw[:8]!r})")
     _check_pixels(height, width, max_pixels)
-    try:
-        img = cv2.imdecode(buf, _IMREAD_FLAGS)
-    except cv2.error as err:
-        raise ImageConversionError(f"corrupt compressed image: {err.msg}") from None
-    if img is None or img.ndim != 3 or img.shape[:2] != (height, width):
-        raise ImageConversionError(f"corrupt compressed image: OpenCV could not decode {width}x{height}")
-    if _IMREAD_RGB is None:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if raw.startswith(_JPEG_SOI):
+        img = _decode_jpeg(raw)
+    else:
+        try:
+            img = cv2.imdecode(buf, _IMREAD_FLAGS)
+        except cv2.error as err:
+            raise ImageConversionError(f"corrupt compressed image: {err.msg}") from None
+        if img is not None and _IMREAD_RGB is None and img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img is None or img.ndim != 3 or img.shape != (height, width, 3):
+        raise ImageConversionError(f"corrupt compressed image: could not decode {width}x{height}")
     return img
+
+
+def _decode_jpeg(raw: bytes) -> np.ndarray:
+    """JPEG -> RGB with libjpeg-turbo (``simplejpeg``), refusing data libjpeg had to patch up.
+
+    libjpeg recovers from a scan cut short (it pads the rest of the frame with grey) or from bad
+    entropy-coded bytes and only *warns*; OpenCV's decoder prints that warning and returns the damaged
+    picture. ``strict=True`` turns every such warning into an error, so the frame is refused instead.
+    """
+    try:
+        import simplejpeg
+    except ImportError:
+        raise ImageConversionError(
+            "decoding JPEG needs the simplejpeg package (pip install simplejpeg)"
+        ) from None
+    try:
+        return simplejpeg.decode_jpeg(raw, colorspace="RGB", strict=True)
+    except (ValueError, RuntimeError) as err:
+        raise ImageConversionError(f"corrupt JPEG: {err}") from None
 
 
 def _required_fields(cls: Any) -> list[dataclasses.Field]:

@@ -13,7 +13,9 @@ synthetic street scenes; see ``bench/backends.py --pipeline``):
   pixel share the same argmax class c, then ``L_c - L_j`` is positive at all four and stays positive
   everywhere between them: the upsampled argmax is c. Only pixels whose four source cells disagree (a thin
   band along class boundaries) get the full K-class bilinear interpolation. The result is identical to
-  the reference (bit-for-bit on the class ids) at a fraction of the cost.
+  the reference (bit-for-bit on the class ids) at a fraction of the cost. The boundary pixels are
+  interpolated a chunk at a time (``limits.UPSAMPLE_CHUNK_BYTES``), so even a frame where every cell is
+  a boundary costs a bounded amount of memory.
 
 Confidence is the maximum softmax probability computed at the logits' resolution and upsampled
 bilinearly (one channel instead of K): a smooth, cheap estimate for display and diagnostics.
@@ -36,6 +38,7 @@ from causal_tune_ros.band import Band
 from causal_tune_ros.classes import ClassSet, load_classes
 from causal_tune_ros.drivable import drivable_mask
 from causal_tune_ros.errors import BackendError, ConfigError, ImageConversionError
+from causal_tune_ros.limits import UPSAMPLE_CHUNK_BYTES
 
 #: Upsampling modes: ``bilinear`` (exact bilinear-logit argmax, see the module docstring) or ``nearest``.
 UPSAMPLE_MODES = ("bilinear", "nearest")
@@ -77,24 +80,30 @@ def _sample_grid(out_len: int, in_len: int) -> tuple[np.ndarray, np.ndarray, np.
     return i0, i1, (pos - i0).astype(np.float32)
 
 
-def upsample_argmax(logits: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+def upsample_argmax(
+    logits: np.ndarray, out_size: tuple[int, int], chunk_bytes: int = UPSAMPLE_CHUNK_BYTES
+) -> np.ndarray:
     """Argmax of the bilinearly upsampled logits, computed exactly but only near class boundaries.
 
     Equal to ``argmax_k resize_bilinear(logits[k], out_size)`` (``align_corners=False``, as
     ``cv2.resize(..., INTER_LINEAR)``); see the module docstring for why the shortcut is exact.
 
     Output pixels are grouped by the low-resolution cell ``(y0, x0)`` they interpolate from: a cell
-    whose 2 x 2 neighbourhood holds one class fills its block with that class; the few "boundary" cells
-    get their whole block interpolated at once (one (rows, cols, K) tensor per cell, no per-pixel gathers).
+    whose 2 x 2 neighbourhood holds one class fills its block with that class; the "boundary" cells get
+    their whole block interpolated at once (one (rows, cols, K) tensor per cell, no per-pixel gathers),
+    a chunk of cells at a time so that the K-class temporaries stay within ``chunk_bytes`` however many
+    boundary cells there are (blocks larger than that are split into slabs of rows and columns).
+    Working memory beyond the (H, W) output is therefore about ``H * w + chunk_bytes`` bytes.
 
     Args:
         logits: (K, h, w) float32, K <= 255.
         out_size: Output ``(H, W)``.
+        chunk_bytes: Memory budget of one chunk of boundary cells (results do not depend on it).
 
     Returns:
         (H, W) uint8 class ids.
     """
-    _, h, w = logits.shape
+    k, h, w = logits.shape
     H, W = out_size
     low = logits.argmax(axis=0).astype(np.uint8)
     y0, _, wy = _sample_grid(H, h)
@@ -116,27 +125,74 @@ def upsample_argmax(logits: np.ndarray, out_size: tuple[int, int]) -> np.ndarray
     col_count = np.searchsorted(x0, cells_x, "right") - col_start
     keep = (row_count[cy] > 0) & (col_count[cx] > 0)  # cells no output pixel samples from
     cy, cx = cy[keep], cx[keep]
+    # Bytes per interpolated output pixel: two float32 K-vectors alive at once (the blend and its
+    # sum), the int64 argmax, and the index / mask arrays of the write-back.
+    per_pixel = 8 * k + 32
+    max_pixels = max(1, int(chunk_bytes) // per_pixel)
     R, C = int(row_count.max()), int(col_count.max())
-    rows = np.minimum(row_start[cy, None] + np.arange(R), H - 1)  # (n, R), padded blocks clamped
-    cols = np.minimum(col_start[cx, None] + np.arange(C), W - 1)  # (n, C)
+    slab_c = min(C, max_pixels)
+    slab_r = min(R, max(1, max_pixels // slab_c))
+    per_chunk = max(1, max_pixels // (slab_r * slab_c))
+    cells = logits.transpose(1, 2, 0)  # (h, w, K) view
+    for r_off in range(0, R, slab_r):
+        r_idx = r_off + np.arange(min(slab_r, R - r_off))
+        for c_off in range(0, C, slab_c):
+            c_idx = c_off + np.arange(min(slab_c, C - c_off))
+            for first in range(0, cy.size, per_chunk):
+                _interpolate_block(
+                    out,
+                    cells,
+                    cy[first : first + per_chunk],
+                    cx[first : first + per_chunk],
+                    (row_start, row_count, r_idx, wy, next_y),
+                    (col_start, col_count, c_idx, wx, next_x),
+                )
+    return out
+
+
+def _interpolate_block(
+    out: np.ndarray,
+    cells: np.ndarray,
+    cy: np.ndarray,
+    cx: np.ndarray,
+    rows_of: tuple[np.ndarray, ...],
+    cols_of: tuple[np.ndarray, ...],
+) -> None:
+    """Exact bilinear argmax of the output pixels ``rows x cols`` of the boundary cells ``(cy, cx)``.
+
+    ``rows_of`` / ``cols_of`` are ``(start, count, offsets, weights, next)`` per axis: each cell's
+    first output row and row count, the block rows to do in this call, the bilinear weights of every
+    output row, and the next source row of each cell; columns likewise. Writes into ``out``.
+    """
+    row_start, row_count, r_idx, wy, next_y = rows_of
+    col_start, col_count, c_idx, wx, next_x = cols_of
+    H, W = out.shape
+    r_valid = r_idx[None, :] < row_count[cy, None]  # (n, r): rows past this cell's block are padding
+    c_valid = c_idx[None, :] < col_count[cx, None]  # (n, c)
+    live = r_valid.any(axis=1) & c_valid.any(axis=1)
+    if not live.all():
+        cy, cx, r_valid, c_valid = cy[live], cx[live], r_valid[live], c_valid[live]
+    if cy.size == 0:
+        return
+    rows = np.minimum(row_start[cy, None] + r_idx, H - 1)  # (n, r), padding clamped
+    cols = np.minimum(col_start[cx, None] + c_idx, W - 1)  # (n, c)
     fy = wy[rows][:, :, None, None]
     fx = wx[cols][:, None, :, None]
-    cells = logits.transpose(1, 2, 0)  # (h, w, K) view
     c00 = cells[cy, cx][:, None, None]
     c01 = cells[cy, next_x[cx]][:, None, None]
     c10 = cells[next_y[cy], cx][:, None, None]
     c11 = cells[next_y[cy], next_x[cx]][:, None, None]
     top = c00 + fx * (c01 - c00)
     bottom = c10 + fx * (c11 - c10)
-    classes = (top + fy * (bottom - top)).argmax(axis=-1).astype(np.uint8)  # (n, R, C)
-    valid = (np.arange(R) < row_count[cy, None])[:, :, None] & (np.arange(C) < col_count[cx, None])[
-        :, None, :
-    ]
+    bottom -= top
+    bottom = bottom * fy
+    bottom += top
+    classes = bottom.argmax(axis=-1).astype(np.uint8)  # (n, r, c)
+    valid = r_valid[:, :, None] & c_valid[:, None, :]
     out[
         np.broadcast_to(rows[:, :, None], valid.shape)[valid],
         np.broadcast_to(cols[:, None, :], valid.shape)[valid],
     ] = classes[valid]
-    return out
 
 
 def max_probability(logits: np.ndarray) -> np.ndarray:
@@ -308,8 +364,10 @@ class SegmentationPipeline:
         drivable = drivable_mask(class_mask, self.drivable_ids)
         blended = None
         if overlay:
-            colours = self._palette[class_mask]
-            blended = cv2.addWeighted(rgb, 1.0 - self.overlay_alpha, colours, self.overlay_alpha, 0.0)
+            colours = self._palette[class_mask]  # blended in place: one (H, W, 3) array, not two
+            blended = cv2.addWeighted(
+                rgb, 1.0 - self.overlay_alpha, colours, self.overlay_alpha, 0.0, dst=colours
+            )
         return SegmentationResult(
             class_mask=class_mask,
             confidence=conf,

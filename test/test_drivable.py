@@ -196,3 +196,36 @@ def test_cells_take_the_majority_of_their_pixels() -> None:
     assert set(np.unique(occ[occ != UNKNOWN])) == {OCCUPIED}
     occ = project_to_grid(255 - mask, K, GroundPose(height=H_CAM), grid, stride=1)  # 3 in 4 drivable
     assert set(np.unique(occ[occ != UNKNOWN])) == {FREE}
+
+
+def test_grid_cell_cap_names_the_count_and_the_limit() -> None:
+    from causal_tune_ros.limits import MAX_GRID_CELLS
+
+    GridSpec(resolution=0.1, length_m=100.0, width_m=100.0)  # exactly the cap: 1000 x 1000
+    with pytest.raises(ConfigError, match=f"1000 x 1001 = 1001000 cells .* at most {MAX_GRID_CELLS}"):
+        GridSpec(resolution=0.1, length_m=100.1, width_m=100.0)
+
+
+def test_projector_built_in_blocks_of_rows_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both passes (pixels to cells, cell centres to pixels) run in row blocks; any size gives the same."""
+    import causal_tune_ros.drivable as drivable
+
+    grid = GridSpec(resolution=0.25, length_m=40.0, width_m=12.0, origin_x=2.0)
+    pose = GroundPose(height=H_CAM, pitch=0.1, yaw=0.05)
+    mask = np.zeros((480, 640), dtype=np.uint8)
+    mask[300:, 100:500] = 255
+    whole = GroundProjector(K, pose, grid, (480, 640), stride=8)
+    monkeypatch.setattr(drivable, "_CELL_CHUNK", 7)  # blocks of one row (fewer cells than a row)
+    rows = GroundProjector(K, pose, grid, (480, 640), stride=8)
+    monkeypatch.setattr(drivable, "_CELL_CHUNK", 3 * grid.cols + 5)  # blocks of three rows
+    three = GroundProjector(K, pose, grid, (480, 640), stride=8)
+    for other in (rows, three):
+        np.testing.assert_array_equal(other.project(mask), whole.project(mask))
+        np.testing.assert_array_equal(other.observed, whole.observed)
+    assert (whole.project(mask) == FREE).any() and (whole.project(mask) == OCCUPIED).any()
+
+
+def test_projector_on_an_image_thinner_than_the_stride() -> None:
+    # No strided pixel row at all (height 1, first sample row at 2): only the cell-centre votes remain.
+    projector = GroundProjector(K, GroundPose(height=H_CAM), GridSpec(), (1, 640), stride=4)
+    assert projector.project(np.zeros((1, 640), np.uint8)).shape == GridSpec().shape

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import struct
+import zlib
 from types import SimpleNamespace
 
 import cv2
@@ -218,6 +219,100 @@ def test_matches_rosbags_image_reference(encoding: str, big: int) -> None:
         np.testing.assert_array_equal(ours, reference)
 
 
+# The encodings whose reference is OpenCV's own conversion: ROS name -> (code, bytes per value).
+OPENCV_YUV = {
+    "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+    "yuv422": cv2.COLOR_YUV2RGB_UYVY,  # ROS's older name of UYVY
+    "yuyv": cv2.COLOR_YUV2RGB_YUYV,
+    "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,  # ROS's older name of YUYV
+}
+OPENCV_BAYER16 = {  # ROS names the top-left 2x2 block, OpenCV the second row: see imaging._BAYER_TO_RGB
+    "bayer_rggb16": cv2.COLOR_BayerBG2RGB,
+    "bayer_bggr16": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg16": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg16": cv2.COLOR_BayerGB2RGB,
+}
+OPENCV_COLOUR16 = {"bgr16": cv2.COLOR_BGR2RGB, "rgba16": cv2.COLOR_RGBA2RGB, "bgra16": cv2.COLOR_BGRA2RGB}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("pad", [0, 6])
+@pytest.mark.parametrize("encoding", ["nv12", "nv21"])
+def test_nv12_nv21_match_opencv(kind: str, pad: int, encoding: str) -> None:
+    # A Y plane of 6 rows, then 3 rows of interleaved chroma, every row ``step`` bytes apart.
+    height, width = 6, 10
+    planes = np.random.default_rng(11).integers(0, 256, (height * 3 // 2, width), dtype=np.uint8)
+    data, step = pack(planes, pad)
+    out = image_to_rgb(make_image(kind, encoding, height, width, step, data))
+    code = cv2.COLOR_YUV2RGB_NV12 if encoding == "nv12" else cv2.COLOR_YUV2RGB_NV21
+    np.testing.assert_array_equal(out, cv2.cvtColor(planes, code))
+    assert out.shape == (height, width, 3)
+    native = image_to_array(make_image(kind, encoding, height, width, step, data))
+    np.testing.assert_array_equal(native, planes)
+
+
+@pytest.mark.parametrize("pad", [0, 4])
+@pytest.mark.parametrize("encoding", sorted(OPENCV_YUV))
+def test_yuv422_matches_opencv(pad: int, encoding: str) -> None:
+    pairs = np.random.default_rng(12).integers(0, 256, (5, 8 * 2), dtype=np.uint8)  # 5 x 8 px
+    data, step = pack(pairs, pad)
+    out = image_to_rgb(make_image("rosbags", encoding, 5, 8, step, data))
+    np.testing.assert_array_equal(out, cv2.cvtColor(pairs.reshape(5, 8, 2), OPENCV_YUV[encoding]))
+
+
+@pytest.mark.parametrize("big", [0, 1])
+@pytest.mark.parametrize("encoding", sorted(OPENCV_BAYER16))
+def test_bayer16_matches_opencv(big: int, encoding: str) -> None:
+    # Odd size and odd padding (16-bit rows start unaligned): demosaiced at 16 bits, then the top byte.
+    raw = np.random.default_rng(13).integers(0, 65536, (7, 9), dtype=np.uint16)
+    data, step = pack(raw.astype(">u2" if big else "<u2").view(np.uint8), 3)
+    out = image_to_rgb(make_image("bytes", encoding, 7, 9, step, data, big))
+    expected = (cv2.cvtColor(raw, OPENCV_BAYER16[encoding]) >> 8).astype(np.uint8)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("pattern", sorted(BAYER_LAYOUT))
+def test_bayer16_patterns_recover_known_colours(pattern: str) -> None:
+    scene = np.zeros((8, 16, 3), dtype=np.uint8)
+    scene[:, :8] = (200, 100, 30)
+    scene[:, 8:] = (20, 140, 210)
+    raw16 = mosaic(scene, pattern).astype(np.uint16) * 257  # full-range 16-bit values
+    encoding = pattern[:-1] + "16"
+    out = image_to_rgb(make_image("rosbags", encoding, 8, 16, 32, raw16.tobytes()))
+    np.testing.assert_array_equal(out[2:6, 2:5], np.broadcast_to(scene[0, 0], (4, 3, 3)))
+    np.testing.assert_array_equal(out[2:6, 11:14], np.broadcast_to(scene[0, 15], (4, 3, 3)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("big", [0, 1])
+@pytest.mark.parametrize("encoding", ["rgb16", "bgr16", "rgba16", "bgra16"])
+def test_colour16_matches_opencv(kind: str, big: int, encoding: str) -> None:
+    channels = 4 if encoding.endswith("a16") else 3
+    values = np.random.default_rng(14).integers(0, 65536, (4, 5, channels), dtype=np.uint16)
+    data, step = pack(values.astype(">u2" if big else "<u2").view(np.uint8).reshape(4, -1), 5)
+    out = image_to_rgb(make_image(kind, encoding, 4, 5, step, data, big))
+    rgb16 = values if encoding == "rgb16" else cv2.cvtColor(values, OPENCV_COLOUR16[encoding])
+    np.testing.assert_array_equal(out, (rgb16 >> 8).astype(np.uint8))
+    assert out.flags.writeable and out.dtype == np.uint8
+    np.testing.assert_array_equal(image_to_array(make_image(kind, encoding, 4, 5, step, data, big)), values)
+
+
+def test_data_longer_than_the_layout_is_used_and_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    data = grey.tobytes() + b"trailing junk"
+    caplog.set_level("WARNING", logger="causal_tune_ros.imaging")
+    for _ in range(3):
+        out = image_to_rgb(make_image("bytes", "mono8", 3, 4, 4, data))
+        np.testing.assert_array_equal(out[..., 0], grey)
+    warnings = [r for r in caplog.records if "more than its layout needs" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
+    assert "13 B more" in warnings[0].getMessage() and "4x3 mono8" in warnings[0].getMessage()
+    # An exactly sized message says nothing.
+    caplog.clear()
+    image_to_rgb(make_image("bytes", "mono8", 3, 4, 4, grey.tobytes()))
+    assert not caplog.records
+
+
 def test_native_only_encodings_round_trip() -> None:
     conf = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
     msg = numpy_to_image(conf, "32FC1", msg_cls=RB_IMAGE)
@@ -251,6 +346,12 @@ def test_encoding_names_are_tolerant_of_case() -> None:
         ("rgb8", 2, 2, 6, 11, "expected step \\* height"),
         ("rgb8", 2, 2, 6, 0, "expected step \\* height"),
         ("uyvy", 2, 3, 6, 12, "even width"),
+        ("nv12", 3, 4, 4, 24, "even width and height"),
+        ("nv21", 2, 3, 3, 24, "even width and height"),
+        ("nv12", 2, 4, 4, 11, "step \\* height \\* 3 / 2 = 4 \\* 2 \\* 3 / 2 = 12 B"),
+        ("nv24", 2, 2, 2, 12, "unsupported image encoding 'nv24'"),
+        ("bayer_rggb16", 2, 2, 3, 12, "step 3 is shorter than one row"),
+        ("rgb16", 2, 2, 12, 23, "expected step \\* height"),
     ],
 )
 def test_bad_raw_input_raises(
@@ -294,8 +395,8 @@ def smooth_rgb() -> np.ndarray:
     return np.stack([x * 4, y * 5, 255 - x * 2], axis=2).astype(np.uint8)
 
 
-def encode(img_rgb: np.ndarray, ext: str) -> bytes:
-    ok, buf = cv2.imencode(ext, img_rgb[..., ::-1] if img_rgb.ndim == 3 else img_rgb)
+def encode(img_rgb: np.ndarray, ext: str, params: list[int] | None = None) -> bytes:
+    ok, buf = cv2.imencode(ext, img_rgb[..., ::-1] if img_rgb.ndim == 3 else img_rgb, params or [])
     assert ok
     return buf.tobytes()
 
@@ -354,6 +455,70 @@ def test_bad_compressed_input_raises(kind: str, smooth_rgb: np.ndarray) -> None:
     for fmt, data, reason in cases:
         with pytest.raises(ImageConversionError, match=reason):
             compressed_to_rgb(make_compressed(kind, fmt, data))
+
+
+def _textured(height: int = 96, width: int = 128) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([x * 2, y * 2, 255 - x], axis=2)
+    noise = np.random.default_rng(9).integers(-20, 21, img.shape)
+    return (img + noise).clip(0, 255).astype(np.uint8)
+
+
+def _scan_bounds(jpeg: bytes) -> tuple[int, int]:
+    """Start and end of the entropy-coded data of a baseline JPEG's only scan."""
+    sos = jpeg.find(b"\xff\xda")
+    return sos + 2 + (jpeg[sos + 2] << 8 | jpeg[sos + 3]), len(jpeg) - 2
+
+
+def corrupt_jpegs() -> dict[str, bytes]:
+    """JPEGs libjpeg decodes only by patching them up (OpenCV returns them with a grey or garbled part)."""
+    good = encode(_textured(), ".jpg")
+    start, end = _scan_bounds(good)
+    mid = start + (end - start) // 3
+    noise = np.random.default_rng(0).integers(0, 255, 200, dtype=np.uint8)  # no 0xFF: no new marker
+    progressive = encode(_textured(), ".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    return {
+        "scan cut, EOI appended": good[:mid] + b"\xff\xd9",
+        "random scan bytes": good[:mid] + noise.tobytes() + good[mid + 200 :],
+        "zeroed scan bytes": good[:mid] + bytes(64) + good[mid + 64 :],
+        "stray restart marker": good[:mid] + b"\xff\xd3" + good[mid + 2 :],
+        "progressive, cut, EOI appended": progressive[: len(progressive) // 2] + b"\xff\xd9",
+    }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", sorted(corrupt_jpegs()))
+def test_corrupt_jpeg_scan_is_refused(kind: str, case: str) -> None:
+    data = corrupt_jpegs()[case]
+    # OpenCV alone would hand back a whole, plausible-looking frame (libjpeg only warns on stderr).
+    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (96, 128, 3)
+    with pytest.raises(ImageConversionError, match="corrupt JPEG: Corrupt JPEG data"):
+        compressed_to_rgb(make_compressed(kind, "jpeg", data))
+
+
+def test_intact_jpegs_still_decode_like_opencv() -> None:
+    for extra in ([], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], [cv2.IMWRITE_JPEG_QUALITY, 30]):
+        data = encode(_textured(), ".jpg", extra)
+        reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        np.testing.assert_array_equal(compressed_to_rgb(make_compressed("bytes", "jpeg", data)), reference)
+    grey = encode(_textured()[..., 0], ".jpg")
+    out = compressed_to_rgb(make_compressed("bytes", "jpeg", grey))
+    assert out.shape == (96, 128, 3)
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+
+
+def test_corrupt_png_data_is_refused() -> None:
+    good = encode(_textured(), ".png")
+    idat = good.find(b"IDAT") - 4
+    length = struct.unpack(">I", good[idat : idat + 4])[0]
+    half = good[idat + 8 : idat + 8 + length // 2]
+    short_idat = struct.pack(">I", len(half)) + b"IDAT" + half + struct.pack(">I", zlib.crc32(b"IDAT" + half))
+    iend = good[good.find(b"IEND") - 4 :]
+    flipped = bytearray(good)
+    flipped[idat + 8 + length // 2] ^= 0x55  # the IDAT chunk's CRC no longer matches
+    for data in (good[:idat] + short_idat + iend, bytes(flipped)):
+        with pytest.raises(ImageConversionError, match="corrupt compressed image"):
+            compressed_to_rgb(make_compressed("bytes", "png", data))
 
 
 def test_compressed_pixel_limit_argument(smooth_rgb: np.ndarray) -> None:

@@ -20,7 +20,9 @@ from functools import lru_cache
 from typing import Any
 
 from causal_tune_ros.band import Band
+from causal_tune_ros.drivable import GridSpec
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.limits import DEFAULT_MAX_IMAGE_PIXELS, MAX_GRID_CELLS
 from causal_tune_ros.weather import CONDITIONS, DEFAULT_MIN_SECONDS, load_band_presets
 
 Value = bool | int | float | str | tuple[str, ...]
@@ -157,8 +159,9 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ),
         ParamSpec(
             "max_image_pixels",
-            16_777_216,
-            "Reject images with more pixels than this (guards against absurd header sizes).",
+            DEFAULT_MAX_IMAGE_PIXELS,
+            "Reject images with more pixels than this, checked on the message or JPEG/PNG header before "
+            "anything is decoded; 'causal-tune replay' uses the same default.",
             low=1,
             high=268_435_456,
             unit="pixels",
@@ -225,7 +228,8 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ParamSpec(
             "engine.cache_dir",
             "",
-            "Where exported ONNX / TensorRT engines are cached; '' = ~/.cache/causal_tune_ros/engines.",
+            "Where exported ONNX / TensorRT engines are cached; '' = $CAUSAL_TUNE_CACHE if set, else "
+            "$XDG_CACHE_HOME/causal_tune_ros (~/.cache/causal_tune_ros).",
             live=False,
         ),
         ParamSpec(
@@ -263,7 +267,15 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
             True,
             "Publish ~/drivable_grid (needs camera_info).",
         ),
-        ParamSpec("drivable.grid.resolution", 0.1, "Grid cell size.", low=0.01, high=5.0, unit="m/cell"),
+        ParamSpec(
+            "drivable.grid.resolution",
+            0.1,
+            "Grid cell size.",
+            constraints=f"at most {MAX_GRID_CELLS} cells: (width / resolution) x (length / resolution)",
+            low=0.01,
+            high=5.0,
+            unit="m/cell",
+        ),
         ParamSpec(
             "drivable.grid.width",
             20.0,
@@ -521,6 +533,14 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
             bands[cond] = Band(low, high)
         except ConfigError as exc:
             raise ConfigError(f"weather.bands.{cond}: {exc}") from None
+    try:  # the grid's cell count is bounded: refuse a too fine or too large grid now, not every frame
+        GridSpec(
+            resolution=v["drivable.grid.resolution"],
+            length_m=v["drivable.grid.length"],
+            width_m=v["drivable.grid.width"],
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"drivable.grid.resolution / width / length: {exc}") from None
     height, width = v["model.input_height"], v["model.input_width"]
     if (height == 0) != (width == 0):
         raise ConfigError("model.input_height and model.input_width must both be 0 or both be set")

@@ -47,6 +47,7 @@ import numpy as np
 
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BagError, CausalTuneError, ConfigError, ImageConversionError
+from causal_tune_ros.limits import DEFAULT_MAX_IMAGE_PIXELS
 from causal_tune_ros.replay.bag_io import (
     BAG_VERSIONS,
     DEFAULT_BAG_VERSION,
@@ -373,7 +374,11 @@ def _decode(msg: BagMessage) -> tuple[Any, np.ndarray]:
     from causal_tune_ros.imaging import compressed_to_rgb, image_to_rgb
 
     ros_msg = deserialize(msg.data, msg.msgtype)
-    rgb = image_to_rgb(ros_msg) if msg.msgtype == IMAGE_TYPE else compressed_to_rgb(ros_msg)
+    cap = DEFAULT_MAX_IMAGE_PIXELS  # the node's max_image_pixels default: one limit for both
+    if msg.msgtype == IMAGE_TYPE:
+        rgb = image_to_rgb(ros_msg, max_pixels=cap)
+    else:
+        rgb = compressed_to_rgb(ros_msg, max_pixels=cap)
     return ros_msg.header, rgb
 
 
