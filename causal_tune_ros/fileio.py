@@ -17,17 +17,46 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Flush a file's data to the disk (so a rename that publishes it never outlives its content).
+
+    Raises:
+        OSError: If the file cannot be opened or synced.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries (a rename or new file in it) to the disk; a no-op where the OS cannot."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success move it over ``target`` in one step.
 
-    Readers never see a half-written file, and a failed write leaves any old ``target`` untouched.
+    Readers never see a half-written file, and a failed write leaves any old ``target`` untouched. The
+    file is flushed to disk before the rename and the folder after it, so a power cut cannot leave an
+    empty or partial file under the final name.
 
     Args:
         target: The file to create or replace; its folder is created if missing.
 
     Raises:
-        OSError: If the folder cannot be created or the file cannot be moved into place.
+        OSError: If the folder cannot be created or the file cannot be synced or moved into place.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +66,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, _default_mode())
+        fsync_file(tmp)
         os.replace(tmp, target)
+        fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)

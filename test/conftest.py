@@ -1,4 +1,4 @@
-"""Test-wide setup: isolate ROS 2 traffic of this run (SPEC section 6) and register markers."""
+"""Test-wide setup: isolate ROS 2 traffic of this run and register markers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="causal_tune_roslog_"))
 os.environ.pop("RMW_IMPLEMENTATION", None)
+# The artefact trust index (backends/cache.py) of this run: never the user's own.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="causal_tune_state_")
 
 
 def pytest_configure(config: pytest.Config) -> None:

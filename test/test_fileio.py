@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from causal_tune_ros.fileio import atomic_path
+from causal_tune_ros.fileio import atomic_path, fsync_dir
 
 
 def test_atomic_path_replaces_target_with_umask_permissions(tmp_path: Path) -> None:
@@ -32,3 +32,29 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         raise RuntimeError("writer crashed")
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name what an fd refers to")
+def test_file_is_on_disk_before_the_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", str(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "model.safetensors"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"weights")
+    assert events == [("fsync", str(tmp)), ("replace", str(tmp)), ("fsync", str(tmp_path))]
+    events.clear()
+    fsync_dir(tmp_path / "missing")  # nothing to sync, no error
+    assert events == []

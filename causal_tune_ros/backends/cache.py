@@ -7,15 +7,28 @@ the file still has the recorded size and digest; anything else is *stale* and is
 
 Files are written to a temporary name and renamed into place, and the sidecar is written last, so a build
 that dies half way leaves no valid entry behind.
+
+Trust: a sidecar only says what a file claims to be; whoever can write the folder can write both. So
+
+- a folder, artefact or sidecar that is not owned by the current user (or root) or is writable by group or
+  others is refused (:class:`UntrustedArtefactError`, saying how to fix the permissions);
+- the digests of every artefact this user builds are recorded in a per-user *trust index* outside the
+  cache (:func:`trust_index_path`, itself permission-checked). A cache entry is used only when the index
+  holds its path with the same artefact and sidecar digests; a planted or swapped file is stale and is
+  rebuilt. An artefact named explicitly (``BackendSpec.artefact``) is refused when it differs from its
+  record, and used with a warning when it has none (the user vouches for a file they name).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import stat as stat_mode
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,10 +41,100 @@ SIDECAR_VERSION = 1
 #: Environment variable overriding the default cache folder.
 CACHE_ENV = "CAUSAL_TUNE_CACHE"
 
+#: File name of the per-user trust index (under :func:`trust_index_path`'s folder).
+TRUST_INDEX_NAME = "trusted_artefacts.json"
+#: Bumped when the trust index layout changes; an index of another version is ignored (all stale).
+TRUST_INDEX_VERSION = 1
+
 _CHUNK = 1 << 22
-#: Cache files are shared between users of a vehicle computer (mkstemp would leave them 0600).
+#: Artefacts are readable by others (mkstemp would leave them 0600), never writable by them.
 _FILE_MODE = 0o644
+#: Mode of the folders this module creates (cache root, trust index folder).
+_PRIVATE_DIR_MODE = 0o700
 _digest_memo: dict[tuple[str, int, int], str] = {}
+_LOGGER = logging.getLogger("causal_tune_ros.backends")
+
+
+class UntrustedArtefactError(BackendError):
+    """A cache folder, artefact, sidecar or trust index whose owner or permissions let others change it."""
+
+
+def _current_uid() -> int | None:
+    getuid = getattr(os, "geteuid", None)
+    return None if getuid is None else int(getuid())
+
+
+def check_permissions(path: str | Path, what: str, *, allow_sticky: bool = False) -> None:
+    """Refuse a file or folder another user could have written.
+
+    Accepted: owned by the current user or root, and not writable by group or others. With
+    ``allow_sticky`` a folder writable by others is accepted when it has the sticky bit (like ``/tmp``:
+    only a file's owner may rename or delete it there). No check where the OS has no user ids.
+
+    Args:
+        path: An existing file or folder (symlinks are followed).
+        what: What it is, for the message (``"cache folder"``, ``"artefact"``, ...).
+        allow_sticky: See above.
+
+    Raises:
+        UntrustedArtefactError: Saying who owns it or who may write it, and the command that fixes it.
+        BackendError: If it cannot be examined.
+    """
+    uid = _current_uid()
+    if uid is None:
+        return
+    path = Path(path)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise BackendError(f"cannot examine {what} {path}: {exc}") from exc
+    if info.st_uid not in (uid, 0):
+        raise UntrustedArtefactError(
+            f"{what} {path} is owned by uid {info.st_uid}, not by you (uid {uid}) or root, so it is not "
+            f"used: remove it, point {CACHE_ENV} (or engine.cache_dir) at a folder you own, or, if you "
+            f"trust it, `chown {uid} {path}`"
+        )
+    writable = info.st_mode & (stat_mode.S_IWGRP | stat_mode.S_IWOTH)
+    is_dir = stat_mode.S_ISDIR(info.st_mode)
+    if writable and not (allow_sticky and is_dir and info.st_mode & stat_mode.S_ISVTX):
+        who = " and ".join(
+            name
+            for bit, name in ((stat_mode.S_IWGRP, "group"), (stat_mode.S_IWOTH, "others"))
+            if info.st_mode & bit
+        )
+        fix = f"chmod 700 {path}" if is_dir else f"chmod go-w {path}"
+        raise UntrustedArtefactError(
+            f"{what} {path} is writable by {who} (mode {stat_mode.S_IMODE(info.st_mode):04o}): anyone who "
+            f"can write it could plant a graph or program that runs here. Fix the permissions: {fix}"
+        )
+
+
+def private_dir(path: str | Path, what: str = "cache folder") -> Path:
+    """Create a folder only its owner can write (mode 0700 when created here) and check an existing one.
+
+    Args:
+        path: The folder; missing parents are created with the default mode.
+        what: What it is, for messages.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        UntrustedArtefactError: If it exists with another owner or is writable by group/others.
+        BackendError: If it cannot be created.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=_PRIVATE_DIR_MODE)
+            os.chmod(path, _PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
+        except FileExistsError:
+            pass  # created concurrently: checked below like any existing folder
+        except OSError as exc:
+            raise BackendError(f"cannot create {what} {path}: {exc}") from exc
+    check_permissions(path, what)
+    return path
 
 
 def default_cache_dir() -> Path:
@@ -111,6 +214,8 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
@@ -121,10 +226,17 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 def temporary_path(final: str | Path) -> Path:
     """A fresh path beside ``final`` for a writer that needs a file name (``torch.onnx.export``, ...).
 
-    Rename it into place with :func:`publish`; it is unique, so concurrent builds never collide.
+    Rename it into place with :func:`publish`; it is unique, so concurrent builds never collide. The
+    folder is created (0700) when missing, and refused before any work when others could write it.
+
+    Raises:
+        UntrustedArtefactError: If the folder is not yours or is writable by group/others (no sticky bit).
+        BackendError: If the folder cannot be created.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    if not final.parent.is_dir():
+        private_dir(final.parent, "artefact folder")
+    check_permissions(final.parent, "artefact folder", allow_sticky=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=final.suffix, dir=final.parent)
     os.close(fd)
     return Path(tmp)
@@ -132,6 +244,9 @@ def temporary_path(final: str | Path) -> Path:
 
 def publish(tmp: str | Path, final: str | Path, metadata: Mapping[str, Any]) -> Path:
     """Move a finished artefact into place and write its sidecar (size and digest added) last.
+
+    The artefact and sidecar digests are then recorded in the per-user trust index (see
+    :func:`record_trusted`): what this user built is what later runs may use.
 
     Args:
         tmp: The finished file (from :func:`temporary_path`).
@@ -142,16 +257,19 @@ def publish(tmp: str | Path, final: str | Path, metadata: Mapping[str, Any]) -> 
         ``final``.
 
     Raises:
-        BackendError: If the file cannot be moved or the sidecar written.
+        BackendError: If the file cannot be moved, the sidecar written or the trust index updated.
     """
     final = Path(final)
     try:
+        with open(tmp, "rb") as handle:  # on disk before the rename makes it visible
+            os.fsync(handle.fileno())
         sidecar_path(final).unlink(missing_ok=True)  # an old sidecar must never describe the new file
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, final)
         write_sidecar(final, metadata)
     except OSError as exc:
         raise BackendError(f"cannot write {final}: {exc}") from exc
+    record_trusted(final)
     return final
 
 
@@ -209,8 +327,119 @@ def _normalise(value: Any) -> Any:
     return value
 
 
+# ---------------------------------------------------------------------------------------------- trust index
+
+
+def trust_index_path() -> Path:
+    """The per-user trust index: ``$XDG_STATE_HOME/causal_tune_ros/trusted_artefacts.json``, else
+    ``~/.local/state/causal_tune_ros/trusted_artefacts.json``; never inside a cache folder it describes."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser() / "causal_tune_ros" / TRUST_INDEX_NAME
+
+
+def _index_key(artefact: Path) -> str:
+    return os.path.realpath(artefact)
+
+
+@contextlib.contextmanager
+def _index_lock(index: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the index between processes (POSIX advisory lock)."""
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks: last writer wins, an entry lost is only a rebuild
+        yield
+        return
+    lock = index.with_name(index.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_index(index: Path) -> dict[str, dict[str, Any]]:
+    """The index's entries; ``{}`` when it is missing or unreadable (every artefact is then stale)."""
+    if not index.exists():
+        return {}
+    check_permissions(index.parent, "trust index folder")
+    check_permissions(index, "trust index")
+    try:
+        content = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        _LOGGER.warning("ignoring unreadable trust index %s (%s): cached artefacts are rebuilt", index, exc)
+        return {}
+    if not isinstance(content, dict) or content.get("version") != TRUST_INDEX_VERSION:
+        return {}
+    entries = content.get("artefacts")
+    return {k: v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
+
+
+def trusted_record(artefact: str | Path) -> dict[str, Any] | None:
+    """The trust index's record of an artefact (``sha256``, ``bytes``, ``sidecar_sha256``), or ``None``.
+
+    Raises:
+        UntrustedArtefactError: If the index or its folder is not yours or is writable by others.
+    """
+    return _read_index(trust_index_path()).get(_index_key(Path(artefact)))
+
+
+def record_trusted(artefact: str | Path) -> None:
+    """Record an artefact and its sidecar, as they are now, in the per-user trust index.
+
+    Call it only for files this user built (:func:`publish` does) or has checked. Entries of files that
+    no longer exist are dropped on the way.
+
+    Raises:
+        UntrustedArtefactError: If the index or its folder is not yours or is writable by others.
+        BackendError: If the artefact, its sidecar or the index cannot be read or written.
+    """
+    artefact = Path(artefact)
+    try:
+        record = {
+            "sha256": file_digest(artefact),
+            "bytes": artefact.stat().st_size,
+            "sidecar_sha256": file_digest(sidecar_path(artefact)),
+        }
+    except OSError as exc:
+        raise BackendError(f"cannot record {artefact} in the trust index: {exc}") from exc
+    index = trust_index_path()
+    private_dir(index.parent, "trust index folder")
+    try:
+        with _index_lock(index):
+            entries = _read_index(index)
+            entries = {key: value for key, value in entries.items() if os.path.exists(key)}
+            entries[_index_key(artefact)] = record
+            document = {"version": TRUST_INDEX_VERSION, "artefacts": entries}
+            _atomic_write_bytes(index, (json.dumps(document, indent=1, sort_keys=True) + "\n").encode())
+            os.chmod(index, 0o600)
+    except OSError as exc:
+        raise BackendError(f"cannot update the trust index {index}: {exc}") from exc
+
+
+def check_location(artefact: str | Path) -> None:
+    """Permission checks of an existing artefact: its folder(s), the file and its sidecar.
+
+    The folder may be a sticky world-writable one (``/tmp``); files must be yours (or root's) and not
+    writable by group/others. A symlink's target folder is checked too.
+
+    Raises:
+        UntrustedArtefactError: See :func:`check_permissions`.
+    """
+    artefact = Path(artefact)
+    for folder in dict.fromkeys((artefact.parent, Path(os.path.realpath(artefact)).parent)):
+        check_permissions(folder, "artefact folder", allow_sticky=True)
+    check_permissions(artefact, "artefact")
+    if sidecar_path(artefact).exists():
+        check_permissions(sidecar_path(artefact), "sidecar")
+
+
 def is_valid(
-    artefact: str | Path, expected: Mapping[str, Any], check_digest: bool = True
+    artefact: str | Path,
+    expected: Mapping[str, Any],
+    check_digest: bool = True,
+    *,
+    require_record: bool = True,
 ) -> tuple[bool, str]:
     """Whether an artefact may be used for what ``expected`` describes.
 
@@ -220,13 +449,20 @@ def is_valid(
             "fp32", "input_size": (518, 1036), "model_hash": "..."}``; ``None`` values are not checked.
         check_digest: Also re-hash the file and compare with the recorded sha256 (the size is always
             compared); catches corruption that keeps the size.
+        require_record: The trust index must hold the artefact (cache entries). ``False``: a file
+            without a record passes (an artefact the user names), one whose record differs does not.
 
     Returns:
-        ``(True, "ok")`` or ``(False, reason)`` with a reason a user can act on.
+        ``(True, "ok")`` or ``(False, reason)`` with a reason a user can act on (stale: rebuild it).
+
+    Raises:
+        UntrustedArtefactError: If the file, its sidecar or its folder could have been written by another
+            user (never "stale": rebuilding into such a folder would not help).
     """
     artefact = Path(artefact)
     if not artefact.is_file():
         return False, f"{artefact} does not exist"
+    check_location(artefact)
     try:
         meta = read_sidecar(artefact)
     except BackendError as exc:
@@ -254,18 +490,73 @@ def is_valid(
             False,
             f"{artefact.name} content does not match the sha256 in its sidecar (corrupt or replaced)",
         )
+    return _matches_record(artefact, meta, check_digest, require_record)
+
+
+def _matches_record(
+    artefact: Path, meta: Mapping[str, Any], check_digest: bool, require_record: bool
+) -> tuple[bool, str]:
+    record = trusted_record(artefact)
+    if record is None:
+        if require_record:
+            return (
+                False,
+                f"{artefact.name} is not in your trust index {trust_index_path()} (not built by you "
+                "here, or planted)",
+            )
+        return True, "ok"
+    digest = meta.get("artefact_sha256") if check_digest else None
+    if record.get("bytes") != artefact.stat().st_size or (digest and record.get("sha256") != digest):
+        return (
+            False,
+            f"{artefact.name} differs from the digest your trust index recorded when it was built "
+            "(replaced since)",
+        )
+    if record.get("sidecar_sha256") != file_digest(sidecar_path(artefact)):
+        return False, f"{sidecar_path(artefact).name} was rewritten after the artefact was built"
     return True, "ok"
+
+
+def check_named_artefact(artefact: str | Path, expected: Mapping[str, Any]) -> tuple[bool, str]:
+    """:func:`is_valid` for an artefact the user names (not a cache entry).
+
+    Refused when its permissions are unsafe or it differs from its trust-index record; used with a
+    logged warning when the index has no record of it (built elsewhere or by someone else).
+
+    Returns:
+        ``(True, "ok")`` or ``(False, reason)``.
+
+    Raises:
+        UntrustedArtefactError: See :func:`is_valid`.
+    """
+    ok, reason = is_valid(artefact, expected, require_record=False)
+    if ok and trusted_record(artefact) is None:
+        _LOGGER.warning(
+            "%s is not in your trust index %s (not built by you on this machine): using it because it was "
+            "named explicitly",
+            artefact,
+            trust_index_path(),
+        )
+    return ok, reason
 
 
 class ArtefactCache:
     """A folder of artefacts named by what they hold, each with its sidecar.
 
     Args:
-        root: Cache folder (default :func:`default_cache_dir`); created on first write.
+        root: Cache folder (default :func:`default_cache_dir`); created (0700) on first use.
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+
+    def prepare(self) -> Path:
+        """Create the cache folder (0700) or check the existing one; returns it.
+
+        Raises:
+            UntrustedArtefactError: If it is not yours or is writable by group/others.
+        """
+        return private_dir(self.root, "cache folder")
 
     def path_for(
         self, model_hash: str, input_size: Iterable[int], precision: str, fmt: str, tag: str = ""
@@ -286,6 +577,11 @@ class ArtefactCache:
         return self.root / name
 
     def lookup(self, path: Path, expected: Mapping[str, Any]) -> tuple[Path | None, str]:
-        """``(path, "ok")`` when the cached artefact is valid for ``expected``, else ``(None, reason)``."""
+        """``(path, "ok")`` when the cached artefact is valid for ``expected``, else ``(None, reason)``.
+
+        Raises:
+            UntrustedArtefactError: If the cache folder or the entry could have been written by others.
+        """
+        self.prepare()
         ok, reason = is_valid(path, expected)
         return (path if ok else None), reason

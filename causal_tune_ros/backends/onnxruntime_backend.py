@@ -17,8 +17,8 @@ import numpy as np
 from causal_tune_ros.backends.base import LOGGER, Backend, BackendSpec, library_version
 from causal_tune_ros.backends.cache import (
     ArtefactCache,
-    default_cache_dir,
-    is_valid,
+    check_named_artefact,
+    private_dir,
     read_sidecar,
 )
 from causal_tune_ros.errors import BackendError
@@ -51,6 +51,7 @@ def providers_for(device: str, precision: str = "fp32", cache_dir: Path | None =
 
     Raises:
         BackendError: If CUDA is asked for and this onnxruntime has no CUDA provider.
+        UntrustedArtefactError: If the engine cache folder could be written by other users.
     """
     ort = _import_ort()
     available = ort.get_available_providers()
@@ -63,7 +64,8 @@ def providers_for(device: str, precision: str = "fp32", cache_dir: Path | None =
         )
     providers: list[Any] = []
     if "TensorrtExecutionProvider" in available:
-        engines = (cache_dir or default_cache_dir()) / "ort_tensorrt"
+        # The EP loads whatever engines lie there: the same ownership rules as the artefact cache.
+        engines = private_dir(ArtefactCache(cache_dir).prepare() / "ort_tensorrt", "engine cache folder")
         options = {
             "trt_fp16_enable": precision == "fp16",
             "trt_engine_cache_enable": True,
@@ -146,7 +148,7 @@ class OnnxRuntimeBackend(Backend):
         spec = self.spec
         expected = self._expected()
         if spec.artefact is not None:
-            ok, reason = is_valid(spec.artefact, expected)
+            ok, reason = check_named_artefact(spec.artefact, expected)
             if not ok:
                 raise BackendError(f"ONNX artefact {spec.artefact} cannot be used: {reason}")
             return spec.artefact
@@ -158,8 +160,8 @@ class OnnxRuntimeBackend(Backend):
         path = cache.path_for(
             expected["model_hash"], spec.input_size, spec.precision, "onnx", f"opset{DEFAULT_OPSET}"
         )
-        ok, reason = is_valid(path, expected)
-        if ok and not spec.force_rebuild:
+        found, reason = cache.lookup(path, expected)
+        if found is not None and not spec.force_rebuild:
             return path
         why = "forced rebuild" if spec.force_rebuild else reason
         LOGGER.warning("exporting ONNX graph (%s), cache: %s", why, path)

@@ -3,8 +3,9 @@
 The compiled program is cached on disk (a serialised ``ExportedProgram`` with embedded TensorRT engines,
 ``.ep``) under a name keyed by model hash, input size, precision, TensorRT version and GPU, and described by
 its JSON sidecar. A cached program whose sidecar does not match (another model, size, precision, TensorRT
-version or GPU; a truncated or replaced file) is rebuilt, never used. Builds take minutes on a Jetson, so
-the start of a build is logged with where the result goes.
+version or GPU; a truncated or replaced file), or that this user's trust index does not hold with the
+same digests, is rebuilt, never used: a program is unpickled on load, so only one built here is loaded.
+Builds take minutes on a Jetson, so the start of a build is logged with where the result goes.
 
 ``torch_tensorrt`` is imported lazily: this module imports on machines without it (or without CUDA) and
 only :meth:`TensorRTBackend.load` / :func:`build_tensorrt` need it.
@@ -29,6 +30,7 @@ from causal_tune_ros.backends.base import (
 )
 from causal_tune_ros.backends.cache import (
     ArtefactCache,
+    check_named_artefact,
     is_valid,
     publish,
     read_sidecar,
@@ -188,7 +190,7 @@ class TensorRTBackend(Backend):
         spec = self.spec
         expected = self._expected()
         if spec.artefact is not None and not spec.force_rebuild:
-            ok, reason = is_valid(spec.artefact, expected)
+            ok, reason = check_named_artefact(spec.artefact, expected)
             if not ok:
                 raise BackendError(f"TensorRT program {spec.artefact} cannot be used: {reason}")
             return spec.artefact
@@ -200,9 +202,10 @@ class TensorRTBackend(Backend):
             path = spec.artefact
         else:
             tag = f"trt{expected['tensorrt_version']}"
-            path = ArtefactCache(spec.cache_dir).path_for(
-                expected["model_hash"], spec.input_size, spec.precision, "tensorrt", tag
-            )
+            cache = ArtefactCache(spec.cache_dir)
+            cache.prepare()
+            path = cache.path_for(expected["model_hash"], spec.input_size, spec.precision, "tensorrt", tag)
+        # A program is a pickle: only one this user built, unchanged since (trust index), is ever loaded.
         ok, reason = is_valid(path, expected)
         if ok and not spec.force_rebuild:
             LOGGER.info("using cached TensorRT program %s", path)

@@ -33,7 +33,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from causal_tune_ros.band import Band
-from causal_tune_ros.errors import CausalTuneError, CheckpointError, ConfigError
+from causal_tune_ros.errors import CheckpointError, ConfigError
 from causal_tune_ros.fileio import atomic_path
 from causal_tune_ros.model.causal_tune import CausalTuneSegmenter
 from causal_tune_ros.model.dinov2 import interpolation_convention
@@ -155,19 +155,61 @@ def save_checkpoint(
 # ---------------------------------------------------------------------------------------------- reading
 
 
+#: safetensors' own limit on the JSON header; a larger length field means "not this format".
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: Deepest nesting of the metadata document accepted (ours is 4 levels deep).
+_MAX_METADATA_DEPTH = 32
+_NOT_A_CHECKPOINT = (
+    "a Causal-Tune checkpoint is the one .safetensors file that save_checkpoint or causal-tune train writes"
+)
+
+
+def _check_container(path: Path) -> None:
+    """Tell "not safetensors at all" from "a truncated safetensors file" before the library tries."""
+    try:
+        with path.open("rb") as handle:
+            prefix = handle.read(9)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    length = int.from_bytes(prefix[:8], "little") if len(prefix) >= 8 else -1
+    if len(prefix) < 9 or prefix[8:9] != b"{" or not 2 <= length <= _MAX_HEADER_BYTES:
+        raise CheckpointError(f"{path} is not a safetensors checkpoint ({_NOT_A_CHECKPOINT})")
+    if 8 + length > size:
+        raise CheckpointError(
+            f"{path} is truncated: its safetensors header needs {length} bytes, the file has {size - 8}"
+        )
+
+
 def _open(path: Path) -> Any:
     """``safe_open`` with every failure turned into a CheckpointError naming the file."""
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint path is not a file: {path}")
+    _check_container(path)
     try:
         return safe_open(str(path), framework="pt", device="cpu")
     except Exception as exc:  # SafetensorError (header/size checks) or OSError
         raise CheckpointError(
             f"{path} is not a readable safetensors file ({exc}); it may be truncated, corrupt, or another "
-            "format (a Causal-Tune checkpoint is the one .safetensors file save_checkpoint writes)"
+            f"format ({_NOT_A_CHECKPOINT})"
         ) from exc
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level > _MAX_METADATA_DEPTH:
+                break
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def _parse_metadata(path: Path, raw: Mapping[str, str] | None) -> dict[str, Any]:
@@ -180,6 +222,12 @@ def _parse_metadata(path: Path, raw: Mapping[str, str] | None) -> dict[str, Any]
         document = json.loads(raw[METADATA_KEY])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: Causal-Tune metadata is not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise CheckpointError(f"{path}: Causal-Tune metadata is nested too deeply to be ours") from None
+    if _depth(document) > _MAX_METADATA_DEPTH:
+        raise CheckpointError(
+            f"{path}: Causal-Tune metadata is nested more than {_MAX_METADATA_DEPTH} levels deep; not ours"
+        )
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: metadata does not describe a {FORMAT_NAME} file")
     version = document.get("format_version")
@@ -253,7 +301,7 @@ def _build_embedded_backbone(path: Path, recorded: Mapping[str, Any]) -> nn.Modu
 
     try:
         return DinoV2(**dict(recorded["config"]))
-    except (CausalTuneError, TypeError, ValueError) as exc:
+    except Exception as exc:  # CausalTuneError, TypeError, ValueError, RuntimeError from odd values
         raise CheckpointError(f"{path}: cannot rebuild the embedded backbone from its config: {exc}") from exc
 
 
@@ -267,11 +315,73 @@ def recorded_input_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         CheckpointError: If the file is missing or is not a checkpoint.
     """
     meta = read_checkpoint_metadata(path)
-    size = (meta.get("user") or {}).get("input_size")
+    user = meta.get("user")
+    size = user.get("input_size") if isinstance(user, dict) else None
     if not (isinstance(size, (list, tuple)) and len(size) == 2):
         return None
-    patch = int((meta.get("backbone") or {}).get("patch_size", 14) or 14)
-    return tuple(max(patch, round(int(side) / patch) * patch) for side in size)  # type: ignore[return-value]
+    backbone = meta.get("backbone")
+    patch = backbone.get("patch_size", 14) if isinstance(backbone, dict) else 14
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**16 for v in (*size, patch)):
+        raise CheckpointError(f"{path}: recorded input size {size!r} (patch {patch!r}) is not plausible")
+    return tuple(max(patch, round(side / patch) * patch) for side in size)  # type: ignore[return-value]
+
+
+def _build_model(file: Path, document: Mapping[str, Any], backbone: nn.Module | None) -> CausalTuneSegmenter:
+    """The model the metadata describes, on ``backbone`` (``None``: the embedded one, rebuilt)."""
+    if backbone is None:
+        backbone = _build_embedded_backbone(file, document["backbone"])
+    segmenter_config = document["segmenter"]
+    try:
+        head = build_head(segmenter_config["head"])
+        keys = CausalTuneSegmenter.CONSTRUCTOR_KEYS
+        kwargs = {k: segmenter_config[k] for k in keys if k in segmenter_config}
+        return CausalTuneSegmenter(backbone, head, **kwargs)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # CausalTuneError, TypeError, ValueError, RuntimeError from odd values
+        raise CheckpointError(f"{file}: cannot rebuild the model from its recorded config: {exc}") from exc
+
+
+def _check_shapes(file: Path, handle: Any, document: Mapping[str, Any], backbone: nn.Module | None) -> None:
+    """Check the declared architecture against the tensor shapes in the file header, allocating nothing.
+
+    The model is built on PyTorch's ``meta`` device (shapes only), so a metadata document asking for a
+    huge network costs nothing when the file does not hold its tensors.
+    """
+    load_backbone = backbone is None
+    stored = set(handle.keys())
+    if not load_backbone:
+        stored = {name for name in stored if not name.startswith(_BACKBONE_PREFIX)}
+    else:
+        # Block count first: the meta build of an absurd depth would still cost time and memory.
+        config = document["backbone"]["config"]
+        declared = config.get("depth")
+        blocks = {name.split(".")[2] for name in stored if name.startswith(_BACKBONE_PREFIX + "blocks.")}
+        if isinstance(declared, int) and declared > len(blocks):
+            raise CheckpointError(
+                f"{file} does not fit the model its metadata describes: backbone depth {declared} "
+                f"declared, the file holds {len(blocks)} blocks"
+            )
+    with torch.device("meta"):
+        model = _build_model(file, document, backbone)
+    expected = {
+        name: tuple(tensor.shape)
+        for name, tensor in model.state_dict().items()
+        if load_backbone or not name.startswith(_BACKBONE_PREFIX)
+    }
+    missing = sorted(set(expected) - stored)
+    unexpected = sorted(stored - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {_few(unexpected)}")
+    for name in sorted(stored & set(expected)):
+        shape = tuple(handle.get_slice(name).get_shape())
+        if shape != expected[name]:
+            problems.append(f"{name}: shape {shape} in the file, the model needs {expected[name]}")
+    if problems:
+        raise CheckpointError(f"{file} does not fit the model its metadata describes: " + "; ".join(problems))
 
 
 def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = None) -> CausalTuneSegmenter:
@@ -304,7 +414,6 @@ def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = N
                     f"{recorded.get('arch')!r} weights it was trained on "
                     f"(recorded config: {json.dumps(recorded['config'], sort_keys=True)})"
                 )
-            backbone = _build_embedded_backbone(file, recorded)
             load_backbone = True
         else:
             differences = backbone_differences(recorded, backbone)
@@ -315,41 +424,11 @@ def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = N
                 )
             load_backbone = False
 
-        segmenter_config = document["segmenter"]
-        try:
-            head = build_head(segmenter_config["head"])
-            kwargs = {
-                k: segmenter_config[k] for k in CausalTuneSegmenter.CONSTRUCTOR_KEYS if k in segmenter_config
-            }
-            model = CausalTuneSegmenter(backbone, head, **kwargs)
-        except (CausalTuneError, TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"{file}: cannot rebuild the model from its recorded config: {exc}"
-            ) from exc
-
-        expected = {
-            name: tuple(tensor.shape)
-            for name, tensor in model.state_dict().items()
-            if load_backbone or not name.startswith(_BACKBONE_PREFIX)
-        }
-        stored = set(handle.keys())
-        if not load_backbone:
-            stored = {name for name in stored if not name.startswith(_BACKBONE_PREFIX)}
-        missing = sorted(set(expected) - stored)
-        unexpected = sorted(stored - set(expected))
-        problems = []
-        if missing:
-            problems.append(f"missing tensors: {_few(missing)}")
-        if unexpected:
-            problems.append(f"unexpected tensors: {_few(unexpected)}")
-        for name in sorted(stored & set(expected)):
-            shape = tuple(handle.get_slice(name).get_shape())
-            if shape != expected[name]:
-                problems.append(f"{name}: shape {shape} in the file, the model needs {expected[name]}")
-        if problems:
-            raise CheckpointError(
-                f"{file} does not fit the model its metadata describes: " + "; ".join(problems)
-            )
+        _check_shapes(file, handle, document, None if load_backbone else backbone)
+        model = _build_model(file, document, None if load_backbone else backbone)
+        expected = [
+            name for name in model.state_dict() if load_backbone or not name.startswith(_BACKBONE_PREFIX)
+        ]
         try:
             tensors = {name: handle.get_tensor(name) for name in expected}
         except Exception as exc:  # data region unreadable
@@ -358,5 +437,5 @@ def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = N
             ) from exc
 
     model.load_state_dict(tensors, strict=False)
-    device = next(iter(backbone.parameters()), torch.empty(0)).device
+    device = next(iter(model.backbone.parameters()), torch.empty(0)).device
     return model.to(device).eval()

@@ -11,6 +11,9 @@ Several GPUs or nodes (PyTorch DDP; one process per GPU)::
 Resume (same schedule, same data order)::
 
     causal-tune train --config ... --resume runs/cityscapes_to_acdc
+
+A run folder that holds another run is refused unless the run resumes from it (``--resume``) or replaces
+it (``--overwrite``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a config value (repeatable), e.g. --set optim.lr=1e-4 --set run.output_dir=runs/x",
     )
     parser.add_argument("-o", "--output-dir", help="run folder (same as --set run.output_dir=...)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run in a run folder that holds another one, deleting that run's model, "
+        "checkpoints, metrics and logs (without it such a folder is refused)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
 
 
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir:
         overrides.append(f"run.output_dir={args.output_dir}")
     cfg = load_train_config(find_config(args.config), overrides)
-    result = train(cfg, resume=args.resume, quiet=args.quiet)
+    result = train(cfg, resume=args.resume, quiet=args.quiet, overwrite=args.overwrite)
     if result.final_model is not None and not args.quiet:
         miou = "" if result.val_miou is None else f", val mIoU {100 * result.val_miou:.2f}"
         print(f"done: {result.step} steps{miou}; model {result.final_model}")

@@ -17,6 +17,10 @@ Run folder (``run.output_dir``)::
     checkpoints/step_NNNNNNN/{model.safetensors, train_state.pt}
     checkpoints/LATEST       name of the newest step folder
     model.safetensors        the final model (save_checkpoint format; embeds a random-init backbone)
+
+A new run never writes into a folder that holds another run: continue it (``resume``) or replace it
+(``overwrite``). Checkpoints are flushed to disk before they are renamed into place; a ``LATEST`` naming a
+step folder that is missing or incomplete falls back to the newest complete one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import contextlib
 import csv
 import math
 import random
+import re
 import shutil
 import sys
 import time
@@ -43,6 +48,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from causal_tune_ros.band import Band
 from causal_tune_ros.classes import IGNORE_ID, ClassSet, load_classes
 from causal_tune_ros.errors import CheckpointError, ConfigError, DatasetError
+from causal_tune_ros.fileio import atomic_path, fsync_dir, fsync_file
 from causal_tune_ros.training.augment import AugmentParams, augment, pad_pair, padded_size
 from causal_tune_ros.training.config import DatasetConfig, ModelConfig, TrainConfig
 from causal_tune_ros.training.distributed import (
@@ -51,6 +57,7 @@ from causal_tune_ros.training.distributed import (
     all_reduce_mean,
     average_tensors_,
     barrier,
+    broadcast_object,
     cleanup,
     init_distributed,
 )
@@ -58,6 +65,10 @@ from causal_tune_ros.training.distributed import (
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.safetensors"
 LATEST_FILE = "LATEST"
+METRICS_FILE = "metrics.csv"
+#: What a run writes into its folder; ``overwrite`` removes exactly these, nothing else.
+RUN_OUTPUTS = (METRICS_FILE, MODEL_FILE, "config.yaml", "checkpoints", "tensorboard", "rank_state")
+_STEP_NAME = re.compile(r"step_(\d+)")
 METRICS_FIELDS = ("step", "epoch", "loss", "lr", "time_s", "images_per_s", "val_miou", "val_pixel_accuracy")
 #: Format version of train_state.pt.
 STATE_VERSION = 1
@@ -319,8 +330,23 @@ class TrainResult:
 # ---------------------------------------------------------------------------------------------- checkpoints
 
 
+def complete_steps(folder: str | Path) -> list[Path]:
+    """``step_*`` folders holding both the training state and the model, oldest first."""
+    folder = Path(folder)
+    found = []
+    for entry in folder.glob("step_*"):
+        match = _STEP_NAME.fullmatch(entry.name)
+        if match and (entry / STATE_FILE).is_file() and (entry / MODEL_FILE).is_file():
+            found.append((int(match.group(1)), entry))
+    return [entry for _, entry in sorted(found)]
+
+
 def resolve_resume(path: str | Path) -> Path:
     """The checkpoint folder ``--resume`` names: a step folder, a ``checkpoints/`` folder or a run folder.
+
+    ``LATEST`` is followed when it names a complete step folder; when it names one that is missing or
+    incomplete (a run killed while saving), or is absent, the newest complete step folder is used, with
+    a warning.
 
     Raises:
         CheckpointError: If no training checkpoint is found there.
@@ -330,14 +356,65 @@ def resolve_resume(path: str | Path) -> Path:
         if (candidate / STATE_FILE).is_file():
             return candidate
         latest = candidate / LATEST_FILE
+        steps = complete_steps(candidate)
         if latest.is_file():
-            target = candidate / latest.read_text(encoding="utf-8").strip()
-            if (target / STATE_FILE).is_file():
-                return target
-            raise CheckpointError(f"{latest} names {target.name}, which has no {STATE_FILE}")
+            name = latest.read_text(encoding="utf-8").strip()
+            if _STEP_NAME.fullmatch(name) and candidate / name in steps:
+                return candidate / name
+            if steps:
+                _emit(
+                    f"warning: {latest} names {name!r}, which is missing or incomplete (a run killed while "
+                    f"saving?); resuming from the newest complete checkpoint {steps[-1].name}"
+                )
+                return steps[-1]
+            raise CheckpointError(
+                f"{latest} names {name!r}, which has no {STATE_FILE}, and {candidate} holds no other "
+                "complete step folder"
+            )
+        if steps:
+            return steps[-1]
     raise CheckpointError(
         f"no training checkpoint at {path} (expected {STATE_FILE} or checkpoints/{LATEST_FILE})"
     )
+
+
+def run_outputs(folder: str | Path) -> list[str]:
+    """The outputs of an earlier run that ``folder`` holds (names from :data:`RUN_OUTPUTS`)."""
+    folder = Path(folder)
+    found = []
+    for name in RUN_OUTPUTS:
+        entry = folder / name
+        if entry.is_dir() and not any(entry.iterdir()):
+            continue  # an empty folder holds nothing to lose
+        if entry.exists():
+            found.append(name)
+    return found
+
+
+def run_folder_problem(output_dir: str | Path, resume: str | Path | None, overwrite: bool) -> str | None:
+    """Why a run may not start in ``output_dir``, or ``None`` when it may.
+
+    A folder holding another run's outputs is refused unless the run resumes from a checkpoint inside
+    that folder, or ``overwrite`` is set (and the run does not resume).
+    """
+    out = Path(output_dir)
+    if resume is not None and overwrite:
+        return "--resume and --overwrite exclude each other: continue the run, or replace it"
+    found = run_outputs(out)
+    if not found or overwrite:
+        return None
+    if resume is None:
+        return (
+            f"run folder {out} already holds a run ({', '.join(found)}); continue it with --resume {out}, "
+            "replace it with --overwrite, or choose another --output-dir"
+        )
+    source = resolve_resume(resume).resolve()
+    if not source.is_relative_to(out.resolve()):
+        return (
+            f"--resume {resume} continues a checkpoint of another folder into {out}, which holds a different "
+            f"run ({', '.join(found)}); choose an empty --output-dir or pass --overwrite without --resume"
+        )
+    return None
 
 
 def _rng_state() -> dict[str, Any]:
@@ -382,9 +459,12 @@ class Trainer:
         resume: A checkpoint to continue from (see :func:`resolve_resume`), or ``None``.
         dist_info: Process placement; default: join the ``torchrun`` group if there is one.
         quiet: No progress output (tests).
+        overwrite: Start a new run in a folder that holds another run, removing that run's outputs
+            (:data:`RUN_OUTPUTS` only) when training starts.
 
     Raises:
-        ConfigError: Inconsistent settings (batch size vs processes, AMP on CPU, ...).
+        ConfigError: Inconsistent settings (batch size vs processes, AMP on CPU, ...); an output folder
+            holding another run without ``resume`` into it or ``overwrite``.
         CheckpointError: A resume checkpoint that is missing or does not fit the config.
         DatasetError: Missing or malformed data.
     """
@@ -395,6 +475,7 @@ class Trainer:
         resume: str | Path | None = None,
         dist_info: DistInfo | None = None,
         quiet: bool = False,
+        overwrite: bool = False,
     ) -> None:
         self.cfg = cfg
         self.quiet = quiet
@@ -413,6 +494,20 @@ class Trainer:
             )
         self.micro_batch = o.batch_size // per_step
         self.amp_dtype = self._resolve_amp(cfg.run.amp)
+        # Before any expensive work, and rank 0's answer on every rank (no rank waits for one that quit).
+        problem: tuple[type[Exception], str] | None = None
+        if self.dist.is_main:
+            try:
+                message = run_folder_problem(self.output_dir, resume, overwrite)
+                problem = None if message is None else (ConfigError, message)
+            except CheckpointError as exc:  # --resume names nothing usable
+                problem = (CheckpointError, str(exc))
+        problem = broadcast_object(problem, self.dist)
+        if problem is not None:
+            if self.owns_dist:
+                cleanup(self.dist)
+            raise problem[0](problem[1])
+        self._clear_previous_run = overwrite and self.dist.is_main
 
         # Model: the same on every rank (seeded); DDP re-broadcasts rank 0's weights anyway.
         self.model = build_model(cfg.model, len(self.classes), seed=cfg.run.seed).to(self.device)
@@ -613,7 +708,8 @@ class Trainer:
             "config": self.cfg.to_dict(),
         }
         torch.save(state, tmp / STATE_FILE)
-        save_checkpoint(
+        fsync_file(tmp / STATE_FILE)
+        save_checkpoint(  # atomic_path: synced before its own rename
             tmp / MODEL_FILE,
             self.model,
             metadata=self._checkpoint_metadata(),
@@ -621,14 +717,33 @@ class Trainer:
             class_names=self.classes.names,
             band=self.band,
         )
-        # Write-then-rename: a crash never leaves a half-written checkpoint under the final name.
-        shutil.rmtree(final, ignore_errors=True)
+        fsync_dir(tmp)
+        # Write-then-rename: a crash never leaves a half-written checkpoint under the final name, and an
+        # older folder of the same step (a resumed run) is moved aside, not deleted, until the new one is in.
+        old = ckpt_root / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
         tmp.rename(final)
-        latest_tmp = ckpt_root / f".{LATEST_FILE}.tmp"
-        latest_tmp.write_text(name + "\n", encoding="utf-8")
-        latest_tmp.replace(ckpt_root / LATEST_FILE)
+        fsync_dir(ckpt_root)
+        shutil.rmtree(old, ignore_errors=True)
+        with atomic_path(ckpt_root / LATEST_FILE) as latest:
+            latest.write_text(name + "\n", encoding="utf-8")
         self._prune_checkpoints(ckpt_root, keep=final)
         return final
+
+    def _remove_previous_run(self) -> None:
+        """``overwrite``: delete the outputs of the run this folder held (only :data:`RUN_OUTPUTS`)."""
+        found = run_outputs(self.output_dir)
+        if found and not self.quiet:
+            _emit(f"--overwrite: removing the previous run's {', '.join(found)} from {self.output_dir}")
+        for name in found:
+            entry = self.output_dir / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        self._clear_previous_run = False
 
     def _prune_checkpoints(self, root: Path, keep: Path) -> None:
         limit = self.cfg.run.keep_checkpoints
@@ -723,6 +838,8 @@ class Trainer:
         stop = o.iterations if max_steps is None else min(o.iterations, max_steps)
         result = TrainResult(output_dir=self.output_dir, step=self.step)
         main = self.dist.is_main
+        if self._clear_previous_run:
+            self._remove_previous_run()
         logger = _RunLogger(self, enabled=main) if main else None
         band = torch.tensor(self.band.as_tuple(), dtype=torch.float32, device=self.device)
         batches = self._batches(self.step * o.grad_accum)
@@ -827,16 +944,14 @@ class Trainer:
         from causal_tune_ros.model.checkpoint import save_checkpoint
 
         path = self.output_dir / MODEL_FILE
-        tmp = path.with_name(f".{MODEL_FILE}.tmp")
-        save_checkpoint(
-            tmp,
+        save_checkpoint(  # atomic: written beside, synced, then renamed over the old file
+            path,
             self.model,
             metadata=self._checkpoint_metadata(),
             include_backbone=self.cfg.model.backbone.weights is None,
             class_names=self.classes.names,
             band=self.band,
         )
-        tmp.replace(path)
         if not self.quiet:
             _emit(f"saved {path}")
         return path
@@ -871,17 +986,19 @@ class _RunLogger:
         (out / "config.yaml").write_text(
             yaml.safe_dump(trainer.cfg.to_dict(), sort_keys=False), encoding="utf-8"
         )
-        self.csv_path = out / "metrics.csv"
+        self.csv_path = out / METRICS_FILE
         rows: list[dict[str, str]] = []
         if trainer.step > 0 and self.csv_path.is_file():
             # Drop rows past the resume point so the log reads like one uninterrupted run.
             with self.csv_path.open(newline="", encoding="utf-8") as f:
                 rows = [row for row in csv.DictReader(f) if int(row.get("step") or 0) <= trainer.step]
-        self.file = self.csv_path.open("w", newline="", encoding="utf-8")
+        # Rewritten beside and renamed (a kill here keeps the old log), then appended to.
+        with atomic_path(self.csv_path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        self.file = self.csv_path.open("a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.file, fieldnames=METRICS_FIELDS, extrasaction="ignore")
-        self.writer.writeheader()
-        self.writer.writerows(rows)
-        self.file.flush()
         self.tb = None
         if trainer.cfg.run.tensorboard:
             try:
@@ -926,18 +1043,24 @@ class _RunLogger:
             self.tb.close()
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None, quiet: bool = False) -> TrainResult:
+def train(
+    cfg: TrainConfig, resume: str | Path | None = None, quiet: bool = False, overwrite: bool = False
+) -> TrainResult:
     """Train a model as ``causal-tune train`` does (joins ``torchrun``'s group when started by it).
 
     Args:
         cfg: The configuration.
         resume: Checkpoint to continue from.
         quiet: No progress output.
+        overwrite: Replace another run's outputs in ``run.output_dir`` (see :class:`Trainer`).
 
     Returns:
         The :class:`TrainResult` of this process.
+
+    Raises:
+        ConfigError: See :class:`Trainer`.
     """
-    trainer = Trainer(cfg, resume=resume, quiet=quiet)
+    trainer = Trainer(cfg, resume=resume, quiet=quiet, overwrite=overwrite)
     try:
         return trainer.train()
     finally:
@@ -952,7 +1075,10 @@ __all__ = [
     "Trainer",
     "TrainingSamples",
     "build_model",
+    "complete_steps",
     "resolve_resume",
+    "run_folder_problem",
+    "run_outputs",
     "train",
     "trainable_state",
 ]

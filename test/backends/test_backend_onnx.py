@@ -23,6 +23,7 @@ from causal_tune_ros.backends.cache import (
     is_valid,
     model_hash,
     read_sidecar,
+    record_trusted,
     sidecar_path,
     write_sidecar,
 )
@@ -140,6 +141,7 @@ def test_valid_cache_entry_is_reused(
     )
     shutil.copy(onnx_fp32, entry)
     shutil.copy(sidecar_path(onnx_fp32), sidecar_path(entry))
+    record_trusted(entry)  # as if this user had built it here (what publish() records)
 
     def no_export(*args, **kwargs):
         raise AssertionError("a valid cache entry must be reused, not re-exported")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,9 +178,14 @@ def test_not_safetensors(tmp_path: Path) -> None:
     torch.save({"w": torch.zeros(2)}, pth)
     text = tmp_path / "notes.safetensors"
     text.write_text("hello")
-    for path in (pth, text):
-        with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+    short = tmp_path / "short.safetensors"
+    short.write_bytes(b"abc")
+    for path in (pth, text, short):
+        with pytest.raises(CheckpointError, match="is not a safetensors checkpoint") as info:
             load_checkpoint(path, backbone=_backbone())
+        assert "header too large" not in str(info.value)  # what the library says about a text file
+        with pytest.raises(CheckpointError, match="is not a safetensors checkpoint"):
+            read_checkpoint_metadata(path)
 
 
 def test_truncated_file(tmp_path: Path, saved: Path) -> None:
@@ -233,3 +240,89 @@ def test_newer_format_and_bad_config_are_refused(tmp_path: Path, saved: Path) ->
         read_checkpoint_metadata(_rewrite(saved, tmp_path / "newer.safetensors", newer))
     with pytest.raises(CheckpointError, match="NoSuchHead"):
         load_checkpoint(_rewrite(saved, tmp_path / "head.safetensors", bad_head), backbone=_backbone())
+
+
+# ------------------------------------------------------------------------------------------ hostile metadata
+
+
+def _with_metadata_text(src: Path, dst: Path, text: str) -> Path:
+    """Copy a checkpoint with its metadata document replaced by raw JSON text."""
+    with safe_open(str(src), framework="pt") as handle:
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        metadata = dict(handle.metadata())
+    metadata[METADATA_KEY] = text
+    save_file(tensors, str(dst), metadata=metadata)
+    return dst
+
+
+def test_deeply_nested_metadata_is_a_checkpoint_error(tmp_path: Path, saved: Path) -> None:
+    with safe_open(str(saved), framework="pt") as handle:
+        document = handle.metadata()[METADATA_KEY]
+    for depth in (100_000, 200):  # beyond the JSON parser's recursion limit, and merely absurd
+        nested = '{"a": ' * depth + "1" + "}" * depth
+        text = document.replace('"user": {', f'"user": {{"deep": {nested}, ', 1)
+        path = _with_metadata_text(saved, tmp_path / f"deep{depth}.safetensors", text)
+        with pytest.raises(CheckpointError, match="nested"):
+            read_checkpoint_metadata(path)
+        with pytest.raises(CheckpointError, match="nested"):
+            load_checkpoint(path, backbone=_backbone())
+
+
+def test_odd_architecture_values_are_checkpoint_errors(tmp_path: Path, model: CausalTuneSegmenter) -> None:
+    embedded = save_checkpoint(tmp_path / "embedded.safetensors", model, include_backbone=True)
+    cases = {
+        "negative": lambda meta: meta["backbone"]["config"].update(embed_dim=-8),
+        "text": lambda meta: meta["backbone"]["config"].update(num_heads="two"),
+        "tokens": lambda meta: meta["segmenter"].update(num_tokens=-3),
+        "list": lambda meta: meta["segmenter"].update(rank=[1, 2]),
+    }
+    for name, edit in cases.items():
+        path = _rewrite(embedded, tmp_path / f"{name}.safetensors", lambda t, m, e=edit: e(m))
+        with pytest.raises(CheckpointError):
+            load_checkpoint(path)
+
+
+def test_huge_declared_architecture_is_refused_before_allocating(
+    tmp_path: Path, model: CausalTuneSegmenter
+) -> None:
+    """embed_dim 65536 / depth 48 (~50 GB if built) on a tiny file: refused from the header's shapes.
+
+    Run in a child whose address space is capped at 4 GiB, so building the declared model (what the
+    code did before) fails there with an allocation error instead of exhausting the machine.
+    """
+    embedded = save_checkpoint(tmp_path / "embedded.safetensors", model, include_backbone=True)
+    files = {
+        "deep": {"embed_dim": 65536, "depth": 48},
+        "wide": {"embed_dim": 65536},  # the file's block count: the shape check itself must catch it
+    }
+
+    def declare(meta: dict, change: dict) -> None:
+        meta["backbone"]["config"].update(change)
+        meta["segmenter"]["head"]["in_channels"] = change["embed_dim"]  # consistent, so it builds
+
+    for name, change in files.items():
+        _rewrite(
+            embedded,
+            tmp_path / f"{name}.safetensors",
+            lambda t, m, c=change: declare(m, c),
+        )
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
+        "from causal_tune_ros.errors import CheckpointError\n"
+        "from causal_tune_ros.model.checkpoint import load_checkpoint\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        load_checkpoint(path)\n"
+        "    except CheckpointError as exc:\n"
+        "        print('CheckpointError:', exc)\n"
+    )
+    paths = [str(tmp_path / f"{name}.safetensors") for name in files]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *paths], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("CheckpointError:") for line in lines), done.stdout
+    assert "backbone depth 48 declared, the file holds 3 blocks" in lines[0]
+    assert "shape (1, 1, 32) in the file, the model needs (1, 1, 65536)" in lines[1]

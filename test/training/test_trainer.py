@@ -4,6 +4,7 @@ only the trainable parameters."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from causal_tune_ros.training.augment import AugmentParams, augment, padded_size
 from causal_tune_ros.training.config import TrainConfig, config_from_dict
 from causal_tune_ros.training.evaluate import evaluate
 from causal_tune_ros.training.trainer import (
+    LATEST_FILE,
     MODEL_FILE,
     STATE_FILE,
     PolyWarmup,
@@ -287,3 +289,110 @@ def test_head_errors_name_the_key(tmp_path: Path) -> None:
     doc["model"]["head"] = {"type": "light", "loss_options": {"num_points": 5}}
     with pytest.raises(ConfigError, match=r"model\.head\.loss_options"):
         Trainer(config_from_dict(doc), quiet=True)
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+
+
+def _previous_run(out: Path) -> dict[Path, bytes]:
+    """A folder holding an earlier run's outputs, plus a file of the user's; returns every file's bytes."""
+    step = out / "checkpoints" / "step_0000099"
+    step.mkdir(parents=True)
+    files = {
+        out / "metrics.csv": b"step,epoch,loss\n10,0,1.5\n",
+        out / MODEL_FILE: b"the only copy of last week's model",
+        step / STATE_FILE: b"state",
+        step / MODEL_FILE: b"model",
+        out / "checkpoints" / LATEST_FILE: b"step_0000099\n",
+        out / "notes.txt": b"not ours",
+    }
+    for path, data in files.items():
+        path.write_bytes(data)
+    return files
+
+
+def test_a_new_run_never_replaces_another_runs_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    files = _previous_run(out)
+    with pytest.raises(
+        ConfigError, match=r"already holds a run \(metrics\.csv, model\.safetensors, checkpoints\)"
+    ):
+        Trainer(tiny_config(out), quiet=True)
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump(tiny_doc(out)), encoding="utf-8")
+    assert cli.main(["train", "--config", str(config), "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main(["train", "--config", str(config), "--resume", str(out), "--overwrite", "--quiet"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    # Resuming another folder's checkpoint into this one would mix two runs: refused too.
+    other = tmp_path / "other"
+    _previous_run(other)
+    with pytest.raises(ConfigError, match="continues a checkpoint of another folder"):
+        Trainer(tiny_config(out), resume=other, quiet=True)
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_overwrite_replaces_only_the_previous_runs_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    files = _previous_run(out)
+    sections = {
+        "data": {"train": synthetic_train(4), "val": None},
+        "optim": {"iterations": 2},
+        "run": {"log_every": 1, "checkpoint_every": 2},
+    }
+    result = Trainer(tiny_config(out, **sections), quiet=True, overwrite=True).train()
+    assert (
+        result.final_model == out / MODEL_FILE
+        and read_checkpoint_metadata(out / MODEL_FILE)["user"]["step"] == 2
+    )
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [LATEST_FILE, "step_0000002"]
+    with (out / "metrics.csv").open(newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2]
+    assert (out / "notes.txt").read_bytes() == files[out / "notes.txt"]  # not a run output: kept
+
+
+def test_latest_naming_a_missing_step_falls_back_to_the_newest_complete_one(tmp_path: Path) -> None:
+    ckpt = tmp_path / "checkpoints"
+    for step, complete in ((5, True), (10, True), (20, False)):
+        folder = ckpt / f"step_{step:07d}"
+        folder.mkdir(parents=True)
+        (folder / STATE_FILE).write_bytes(b"state")
+        if complete:
+            (folder / MODEL_FILE).write_bytes(b"model")
+    (ckpt / ".step_0000030.tmp").mkdir()  # a save that a kill interrupted
+    for latest in ("step_0000030", "step_0000020", "../../elsewhere"):  # removed, incomplete, hostile
+        (ckpt / LATEST_FILE).write_text(latest + "\n")
+        assert resolve_resume(tmp_path) == ckpt / "step_0000010"
+    (ckpt / LATEST_FILE).write_text("step_0000005\n")
+    assert resolve_resume(tmp_path) == ckpt / "step_0000005"  # a complete folder it names is honoured
+    (ckpt / LATEST_FILE).unlink()  # killed between the folder's rename and LATEST's
+    assert resolve_resume(tmp_path) == ckpt / "step_0000010"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name what an fd refers to")
+def test_checkpoint_is_on_disk_before_it_is_renamed_into_place(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src: str, dst: str) -> None:
+        events.append(("rename", f"{src} -> {dst}"))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    final = trained.trainer.save_checkpoint()
+    assert final is not None and (final / STATE_FILE).is_file() and (final / MODEL_FILE).is_file()
+    tmp = final.with_name(f".{final.name}.tmp")
+    publish = events.index(("rename", f"{tmp} -> {final}"))
+    synced = [path for kind, path in events[:publish] if kind == "fsync"]
+    assert str(tmp / STATE_FILE) in synced and str(tmp) in synced
+    assert any(Path(path).name.startswith(f".{MODEL_FILE}.") for path in synced)  # before its own rename
+    assert ("fsync", str(final.parent)) in events[publish:]
