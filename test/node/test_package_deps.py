@@ -22,8 +22,20 @@ PYTHON_KEYS = {
 #: Modules that ROS packages of the same name provide.
 ROS_PACKAGES = {"rclpy", "rcl_interfaces", "tf2_ros", "ament_index_python", "launch", "launch_ros"}
 #: Imported, but not installable through rosdep (documented in the README's "On a vehicle"): torch for
-#: the platform (JetPack's CUDA wheel on Orin), safetensors, rosbags-image, and the optional backends.
-PIP_ONLY = {"torch", "safetensors", "rosbags_image", "onnx", "onnxruntime", "onnxscript", "torch_tensorrt"}
+#: the platform (JetPack's CUDA wheel on Orin), safetensors, rosbags-image, simplejpeg (strict JPEG
+#: decoding), PyAV (H.264 video), and the optional backends.
+PIP_ONLY = {
+    "torch",
+    "safetensors",
+    "rosbags_image",
+    "simplejpeg",
+    "av",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "torch_tensorrt",
+    "huggingface_hub",
+}
 
 
 def _imported_modules() -> set[str]:
@@ -51,7 +63,15 @@ def test_every_import_has_a_rosdep_key_or_is_documented_as_pip_only() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "\n## On a vehicle\n" in readme
     vehicle = readme.split("\n## On a vehicle\n", 1)[1].split("\n## ", 1)[0]
-    for module in ("torch", "safetensors", "rosbags-image", "--system-site-packages", "rosdep install"):
+    for module in (
+        "torch",
+        "safetensors",
+        "rosbags-image",
+        "simplejpeg",
+        " av",
+        "--system-site-packages",
+        "rosdep install",
+    ):
         assert module in vehicle, module
 
 
