@@ -40,7 +40,7 @@ README = ROOT / "README.md"
 #: How the README says to make a command small: (program, subcommand) -> arguments appended to it.
 #: Each must be written in README.md (``test_shrink_options_are_documented``).
 SHRINK: dict[tuple[str, str], list[str]] = {
-    ("causal-tune", "train"): ["--set", "optim.iterations=30"],
+    ("causal-tune", "train"): ["--set", "optim.iterations=30", "--set", "data.train.num_samples=40"],
     ("causal-tune", "eval"): ["--max-samples", "10"],
 }
 
@@ -436,3 +436,39 @@ def test_readme_torchrun_configs_fit_their_process_count() -> None:
         cfg = load_train_config(ROOT / config, overrides)
         micro = micro_batch_size(cfg.optim, nproc)  # raises ConfigError if the batch does not split
         assert micro * nproc * cfg.optim.grad_accum == cfg.optim.batch_size, source
+
+
+def test_parsing_and_skip_rules(tmp_path: Path) -> None:
+    """The parser and the skip rules on a README-like snippet (nothing is run)."""
+    text = (
+        "```bash\n"
+        "python3 -m venv .venv && .venv/bin/causal-tune demo   # comment\n"
+        ".venv/bin/causal-tune eval --checkpoint runs/x \\\n"
+        "    --data acdc:/nowhere/acdc:val -o out/\n"
+        "```\n"
+        "```python\nprint('not shell')\n```\n"
+        "```bash\n"
+        "ros2 launch causal_tune_ros segmentation.launch.py camera:=/front/image_raw\n"
+        ".venv/bin/causal-tune replay bag.mcap -o out.mcap --topics /front/image_raw\n"
+        ".venv/bin/causal-tune train --config config/train/nowhere.yaml --set run.output_dir=runs/new\n"
+        "causal-tune export ... --format onnx\n"
+        "```\n"
+    )
+    cmds = readme_commands(text)
+    assert [(c.block, c.line) for c in cmds] == [(1, 2), (1, 2), (1, 3), (2, 10), (2, 11), (2, 12), (2, 13)]
+    assert cmds[1].argv == (".venv/bin/causal-tune", "demo")
+    assert cmds[2].argv[-4:] == ("--data", "acdc:/nowhere/acdc:val", "-o", "out/")
+    assert [subcommand(c.argv) for c in cmds] == ["", "demo", "eval", "", "replay", "train", "export"]
+    assert "installs" in (skip_reason(cmds[0], tmp_path) or "")
+    assert skip_reason(cmds[1], tmp_path) is None
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    assert skip_reason(cmds[2], tmp_path) == (
+        "needs /nowhere/acdc: a data set, weights or bag that is not on this machine"
+    )
+    assert "ros2" in (skip_reason(cmds[3], tmp_path) or "")
+    # Topics are names, outputs are written: only the input bag counts.
+    assert missing_inputs(cmds[4].argv, tmp_path) == ["bag.mcap"]
+    # A missing file of the repository itself is a README error, not "data not here".
+    with pytest.raises(AssertionError, match="not in the repository"):
+        skip_reason(cmds[5], tmp_path)
+    assert "placeholder" in (skip_reason(cmds[6], tmp_path) or "")
