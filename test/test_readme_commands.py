@@ -323,6 +323,11 @@ class ReadmeRunner:
         if not (self.workdir / ".venv").exists():
             return Outcome(skipped=f"the tests do not run from a venv holding causal-tune ({sys.prefix})")
         reason = skip_reason(cmd, self.workdir)
+        failed = [self.commands[i].line for i, o in self.outcomes.items() if o.returncode not in (None, 0)]
+        if reason is not None and failed and missing_inputs(cmd.argv, self.workdir):
+            # Most likely the output of a README command that failed: not a reason to skip.
+            why = f"{reason}; README line(s) {failed} failed before it, and may be what writes it"
+            return Outcome(returncode=1, output=why, ran=list(cmd.argv))
         if reason is not None:
             return Outcome(skipped=reason)
         argv = list(cmd.argv)
