@@ -2,15 +2,20 @@
 
 A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
 Lazy imports keep ``causal-tune replay`` free of rclpy and ``causal-tune node`` free of training code.
+``causal-tune --help`` reads each module's ``HELP`` from its source text, so listing the commands
+imports none of them (no torch, no rclpy).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from causal_tune_ros import __version__
 from causal_tune_ros.errors import CausalTuneError
 
 #: subcommand -> module implementing it
@@ -25,13 +30,62 @@ SUBCOMMANDS: dict[str, str] = {
     "export": "causal_tune_ros.backends.export_command",
 }
 
+DESCRIPTION = """\
+Weather-robust road segmentation for ROS 2: a frozen DINOv2 with Causal-Tune blocks.
+Run the ROS 2 node, segment recorded bags offline, synthesise weather drives, and train,
+evaluate and export models.
+"""
+
+EPILOG = """\
+start here:
+  causal-tune demo                 segment a synthetic drive in five weathers with the shipped model
+  causal-tune info                 versions, CUDA and the optional backends on this machine
+  causal-tune COMMAND --help       the options of one command
+"""
+
 EXIT_USAGE = 2
+
+
+def command_help(module_name: str) -> str:
+    """The ``HELP`` string a subcommand module assigns, read from its source without importing it.
+
+    Args:
+        module_name: Dotted module name, e.g. ``causal_tune_ros.replay.command``.
+
+    Returns:
+        The one-line help.
+
+    Raises:
+        LookupError: If the module is missing or assigns no string literal to ``HELP``.
+    """
+    # Located by path: find_spec would import the parent packages, and some import numpy or torch.
+    package_dir = Path(__file__).resolve().parent
+    top, *parts = module_name.split(".")
+    path = package_dir.joinpath(*parts).with_suffix(".py")
+    if top != "causal_tune_ros" or not parts or not path.is_file():
+        raise LookupError(f"{module_name}: not a module file of causal_tune_ros")
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "HELP" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+    raise LookupError(f"{module_name}: no HELP = '...' string at module level")
 
 
 def build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, dict[str, object]]:
     """Parser with every subcommand; only the chosen one's module is imported."""
-    parser = argparse.ArgumentParser(prog="causal-tune", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="causal-tune",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"causal-tune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     chosen = next((a for a in argv if not a.startswith("-")), None)
     modules: dict[str, object] = {}
     for name, module_name in SUBCOMMANDS.items():
@@ -41,7 +95,7 @@ def build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, dict[str
             p = sub.add_parser(name, help=module.HELP, description=module.HELP)
             module.add_arguments(p)
         else:
-            sub.add_parser(name, help=f"(see causal-tune {name} --help)", add_help=False)
+            sub.add_parser(name, help=command_help(module_name), add_help=False)
     return parser, modules
 
 

@@ -216,6 +216,34 @@ class OptimConfig:
     no_decay_norms: bool = False
 
 
+def micro_batch_size(optim: OptimConfig, world_size: int) -> int:
+    """Images each process loads per micro-batch: ``batch_size / (world_size * grad_accum)``.
+
+    ``optim.batch_size`` is the total over all processes and accumulation steps, so a config keeps the
+    same effective batch (and learning-rate schedule) on 1 GPU or many.
+
+    Args:
+        optim: The optimiser settings.
+        world_size: Number of training processes (``torchrun --nnodes x --nproc_per_node``).
+
+    Raises:
+        ConfigError: If ``world_size < 1`` or the batch does not split evenly; the message names the
+            process counts that work and the override that fits ``world_size``.
+    """
+    if world_size < 1:
+        raise ConfigError(f"number of processes must be >= 1, got {world_size}")
+    per_step = world_size * optim.grad_accum
+    if optim.batch_size % per_step:
+        fits = [n for n in range(1, optim.batch_size + 1) if optim.batch_size % (n * optim.grad_accum) == 0]
+        raise ConfigError(
+            f"optim.batch_size ({optim.batch_size}) is the batch over all processes and must be a multiple "
+            f"of processes x grad_accum ({world_size} x {optim.grad_accum}); with this config use "
+            f"{', '.join(map(str, fits))} process(es), or --set optim.batch_size={per_step} "
+            f"(or a multiple) for {world_size}"
+        )
+    return optim.batch_size // per_step
+
+
 @dataclass
 class RunConfig:
     """Where and how the run happens.

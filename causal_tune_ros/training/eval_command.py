@@ -142,6 +142,34 @@ def _restrict_conditions(ds_cfg: Any, conditions: list[str]) -> None:
         ds_cfg.options["conditions"] = list(conditions)
 
 
+def _default_synthetic_size(ds_cfg: Any, checkpoint: Path) -> None:
+    """Render synthetic scenes at the checkpoint's own input size unless the set gives a size.
+
+    Args:
+        ds_cfg: A ``DatasetConfig``; changed in place (``options`` gains ``height`` and ``width``).
+        checkpoint: The checkpoint being evaluated.
+
+    Raises:
+        CheckpointError: If the checkpoint cannot be read.
+    """
+    from causal_tune_ros.model.checkpoint import recorded_input_size
+
+    if ds_cfg.name.lower() != "synthetic" or {"height", "width"} & set(ds_cfg.options):
+        return
+    size = recorded_input_size(checkpoint)
+    if size is not None:
+        ds_cfg.options["height"], ds_cfg.options["width"] = size
+
+
+def _describe_set(dataset: Any, max_samples: int | None) -> str:
+    """``"100 images at 168x336"`` (the size only where the reader has a fixed one)."""
+    count = len(dataset) if max_samples is None else min(len(dataset), max_samples)
+    size = ""
+    if isinstance(getattr(dataset, "height", None), int) and isinstance(getattr(dataset, "width", None), int):
+        size = f" at {dataset.height}x{dataset.width}"
+    return f"{count} images{size}"
+
+
 def _resolve_checkpoint(path: str) -> Path:
     from causal_tune_ros.errors import CheckpointError
     from causal_tune_ros.training.trainer import MODEL_FILE, resolve_resume
@@ -192,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
 
     ckpt = _resolve_checkpoint(args.checkpoint)
     meta = read_checkpoint_metadata(ckpt)
+    for s in sets:
+        _default_synthetic_size(s, ckpt)
     bands: list[Band | None] = [parse_band(b) for b in args.band]
     bands += [Band(*b) for b in eval_cfg.bands if not args.band]
     if not bands:
@@ -229,6 +259,9 @@ def run(args: argparse.Namespace) -> int:
             dataset = build_dataset_from_config(ds_cfg, f"--data {ds_cfg.describe()}")
             # --input-size beats a set's own size, which beats eval.input_size.
             input_size = args.input_size or (tuple(ds_cfg.input_size) if ds_cfg.input_size else default_size)
+            if info.is_main and not args.quiet:
+                what = _describe_set(dataset, args.max_samples)
+                print(f"{ds_cfg.describe()}: {what} x {len(bands)} band setting(s)")
             results = evaluate_bands(
                 model,
                 dataset,

@@ -33,7 +33,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ from causal_tune_ros.classes import IGNORE_ID, ClassSet, load_classes
 from causal_tune_ros.errors import CheckpointError, ConfigError, DatasetError
 from causal_tune_ros.fileio import atomic_path, fsync_dir, fsync_file
 from causal_tune_ros.training.augment import AugmentParams, augment, pad_pair, padded_size
-from causal_tune_ros.training.config import DatasetConfig, ModelConfig, TrainConfig
+from causal_tune_ros.training.config import DatasetConfig, ModelConfig, TrainConfig, micro_batch_size
 from causal_tune_ros.training.distributed import (
     DistInfo,
     all_gather_object,
@@ -187,6 +187,8 @@ class CachedDataset:
     def __init__(self, base: Any) -> None:
         self.base = base
         self._items: dict[int, Any] = {}
+        #: Items ``__getitem__`` had to load (``fill`` does not count).
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self.base)
@@ -194,8 +196,18 @@ class CachedDataset:
     def __getitem__(self, index: int) -> Any:
         item = self._items.get(index)
         if item is None:
+            self.misses += 1
             item = self._items[index] = self.base[index]
         return item
+
+    def missing(self, indices: Iterable[int]) -> list[int]:
+        """The ones of ``indices`` not cached yet, in order, without repeats."""
+        return [i for i in dict.fromkeys(int(i) for i in indices) if i not in self._items]
+
+    def fill(self, indices: Iterable[int]) -> None:
+        """Load ``indices`` into the cache now (items already cached are kept)."""
+        for i in self.missing(indices):
+            self._items[i] = self.base[i]
 
 
 class TrainingSamples(Dataset):
@@ -486,13 +498,7 @@ class Trainer:
         self.band: Band = cfg.band
         self.classes: ClassSet = load_classes(cfg.data.classes)
         o = cfg.optim
-        per_step = self.dist.world_size * o.grad_accum
-        if o.batch_size % per_step:
-            raise ConfigError(
-                f"optim.batch_size ({o.batch_size}) must be a multiple of processes x grad_accum "
-                f"({self.dist.world_size} x {o.grad_accum})"
-            )
-        self.micro_batch = o.batch_size // per_step
+        self.micro_batch = micro_batch_size(o, self.dist.world_size)
         self.amp_dtype = self._resolve_amp(cfg.run.amp)
         # Before any expensive work, and rank 0's answer on every rank (no rank waits for one that quit).
         problem: tuple[type[Exception], str] | None = None
@@ -779,6 +785,55 @@ class Trainer:
                 )
             epoch, offset = epoch + 1, 0
 
+    def _items_used(self, stop: int) -> list[int]:
+        """Indices of the training items this rank loads in steps ``self.step + 1 .. stop``."""
+        o = self.cfg.optim
+        per_epoch = self.batches_per_epoch * self.micro_batch  # the loader drops the last partial batch
+        epoch, offset = divmod(self.step * o.grad_accum, self.batches_per_epoch)
+        left = (stop - self.step) * o.grad_accum * self.micro_batch
+        pos = offset * self.micro_batch
+        used: dict[int, None] = {}
+        while left > 0 and len(used) < len(self.train_samples):
+            self.sampler.set_epoch(epoch)  # EpochSampler sets it again before the loader draws
+            order = [int(i) for i in self.sampler][:per_epoch][pos : pos + left]
+            used.update(dict.fromkeys(order))
+            left -= len(order)
+            epoch, pos = epoch + 1, 0
+        return list(used)
+
+    def _warm_cache(self, stop: int) -> None:
+        """Load every cached training item the coming steps use before the first of them.
+
+        With ``data.cache`` the first epoch would otherwise also render or decode each item, so its steps
+        are several times slower than the rest and the progress ETA is far too long at the start.
+        """
+        cache = self.train_samples.base
+        if not isinstance(cache, CachedDataset):
+            return
+        missing = cache.missing(self._items_used(stop))
+        if not missing:
+            return
+        show = self.dist.is_main and not self.quiet
+        if show:
+            _emit(f"caching {len(missing)} training images (data.cache) before the first step")
+        t0 = time.perf_counter()
+        bar = None
+        if show and self._use_bars():
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(missing), desc="cache", unit="img", dynamic_ncols=True)
+        try:
+            for start in range(0, len(missing), 16):
+                chunk = missing[start : start + 16]
+                cache.fill(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        if show:
+            _emit(f"cached {len(missing)} images in {_format_seconds(time.perf_counter() - t0)}")
+
     # ------------------------------------------------------------------ loop
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -848,6 +903,7 @@ class Trainer:
         t_start = time.perf_counter()
         t_window = t_start
         images_window = 0
+        self._warm_cache(stop)
         bar = self._progress_bar(stop) if main and not self.quiet else None
         try:
             while self.step < stop:
@@ -884,6 +940,8 @@ class Trainer:
                     raise ConfigError(
                         f"loss became {step_loss} at step {self.step}; lower optim.lr or use amp off"
                     )
+                if logger is not None:
+                    logger.eta.tick()
                 result.losses.append(step_loss)
                 result.lrs.append(lr)
                 window_losses.append(step_loss)
@@ -956,9 +1014,13 @@ class Trainer:
             _emit(f"saved {path}")
         return path
 
-    def _progress_bar(self, stop: int) -> Any:
+    def _use_bars(self) -> bool:
+        """tqdm bars (a terminal, or ``run.progress: bar``) rather than log lines."""
         mode = self.cfg.run.progress
-        if mode == "log" or (mode == "auto" and not sys.stderr.isatty()):
+        return not (mode == "log" or (mode == "auto" and not sys.stderr.isatty()))
+
+    def _progress_bar(self, stop: int) -> Any:
+        if not self._use_bars():
             return None
         from tqdm import tqdm
 
@@ -974,6 +1036,42 @@ def _val_input_size(cfg: TrainConfig) -> tuple[int, int] | None:
     """The validation set's own ``input_size``, else ``eval.input_size``."""
     size = (cfg.data.val.input_size if cfg.data.val else None) or cfg.eval.input_size
     return None if size is None else (int(size[0]), int(size[1]))
+
+
+class EtaEstimator:
+    """Remaining time of a run, from its recent step times.
+
+    The first step after a start or resume is left out: it pays for memory allocation and first-call
+    set-up, and counting it made the first estimates several times too long. Later step times are
+    smoothed exponentially (as tqdm's ``smoothing`` does), so the estimate follows the current speed
+    rather than the average since the start.
+
+    Args:
+        smoothing: Weight of the newest step time, in (0, 1].
+
+    Raises:
+        ValueError: If ``smoothing`` is outside (0, 1].
+    """
+
+    def __init__(self, smoothing: float = 0.05) -> None:
+        if not 0.0 < smoothing <= 1.0:
+            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
+        self.smoothing = smoothing
+        self.seconds_per_step: float | None = None
+        self._last: float | None = None
+
+    def tick(self, now: float | None = None) -> None:
+        """Record the end of one optimizer step (``now`` defaults to ``time.perf_counter()``)."""
+        now = time.perf_counter() if now is None else now
+        if self._last is not None:
+            dt = now - self._last
+            avg = self.seconds_per_step
+            self.seconds_per_step = dt if avg is None else self.smoothing * dt + (1 - self.smoothing) * avg
+        self._last = now
+
+    def remaining(self, steps_left: int) -> float | None:
+        """Seconds for ``steps_left`` more steps, or ``None`` before the second step has ended."""
+        return None if self.seconds_per_step is None else self.seconds_per_step * max(steps_left, 0)
 
 
 class _RunLogger:
@@ -1008,7 +1106,7 @@ class _RunLogger:
             except ImportError:  # tensorboard not installed: silently CSV only
                 self.tb = None
         self.t0 = time.perf_counter()
-        self.start_step = trainer.step
+        self.eta = EtaEstimator()
 
     def log(self, row: dict[str, Any], stop: int, quiet: bool) -> None:
         formatted = {
@@ -1027,11 +1125,11 @@ class _RunLogger:
         if quiet:
             return
         elapsed = time.perf_counter() - self.t0
-        done = step - self.start_step
-        eta = elapsed / done * (stop - step) if done else 0.0
+        left = self.eta.remaining(stop - step)
         line = (
             f"step {step}/{stop} loss {row['loss']:.4f} lr {row['lr']:.3e} "
-            f"{row['images_per_s']:.2f} img/s elapsed {_format_seconds(elapsed)} eta {_format_seconds(eta)}"
+            f"{row['images_per_s']:.2f} img/s elapsed {_format_seconds(elapsed)} "
+            f"eta {'?' if left is None else _format_seconds(left)}"
         )
         if row["val_miou"] is not None:
             line += f" val mIoU {100 * row['val_miou']:.2f} aAcc {100 * row['val_pixel_accuracy']:.2f}"
@@ -1070,6 +1168,7 @@ def train(
 __all__ = [
     "IGNORE_ID",
     "EpochSampler",
+    "EtaEstimator",
     "PolyWarmup",
     "TrainResult",
     "Trainer",

@@ -25,10 +25,11 @@ class SyntheticDataset:
     """Synthetic weather scenes rendered on demand (``torch.utils.data.Dataset`` compatible).
 
     Args:
-        num_samples: Number of items (scenes x conditions, counted in items).
+        num_samples: Number of items (scenes x conditions, counted in items); the default 100 is 20
+            scenes in each of the five conditions.
         conditions: Conditions to render (``"clear,fog"``, a list, or ``None`` for all five).
         seed: Base seed of the scene stream.
-        height: Image rows (>= 16).
+        height: Image rows (>= 16). ``causal-tune eval`` passes the checkpoint's input size.
         width: Image columns (>= 16).
         split: ``train``, ``val`` or ``test``: each split has its own scenes.
         transform: Optional callable applied to each sample dict.
@@ -41,7 +42,7 @@ class SyntheticDataset:
 
     def __init__(
         self,
-        num_samples: int = 1000,
+        num_samples: int = 100,
         conditions: str | Sequence[str] | None = None,
         seed: int = 0,
         height: int = 512,
