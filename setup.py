@@ -46,7 +46,7 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        # ROS 2 Jazzy from PyPI, for machines without an apt ROS install (SPEC section 6).
+        # ROS 2 Jazzy from PyPI, for machines without an apt ROS install (README, Install).
         "ros": [
             "ros-jazzy-rclpy[fastrtps]",
             "ros-jazzy-sensor-msgs",
@@ -58,6 +58,8 @@ setup(
             "ros-jazzy-lifecycle-msgs",
         ],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
+        # `causal-tune fleet`: Ray runs the workers, pyarrow writes the Parquet index, pandas queries it.
+        "fleet": ["ray>=2.9", "pyarrow>=14", "pandas>=2"],
         "dev": [
             "colcon-common-extensions>=0.3",
             "pytest>=7",
