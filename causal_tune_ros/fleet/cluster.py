@@ -1,9 +1,12 @@
 """Ray: start a light local instance or join a cluster, size the pool, start the worker actors.
 
 Workers are Ray actors of :class:`~causal_tune_ros.fleet.worker.BagProcessor`, so each keeps its model
-loaded for life. Ray restarts an actor whose process dies (``max_restarts``); the driver, not Ray, retries
-the bag it was running (``max_task_retries=0``), so attempts are counted and bounded in one place. Each
-actor runs two calls at a time (``max_concurrency=2``): the bag, and the driver's progress polls.
+loaded for life. Ray neither restarts them nor retries their calls (``max_restarts=0``,
+``max_task_retries=0``): when a worker's process or node dies, the driver starts a replacement actor
+(which Ray places wherever there is room) and puts the bag back in the queue itself, so attempts are
+counted and bounded in one place. (A Ray-restarted actor refuses calls while it restarts, which would
+spend the bag's attempts on nothing.) Each actor runs two calls at a time (``max_concurrency=2``): the
+bag, and the driver's progress polls.
 """
 
 from __future__ import annotations
@@ -106,21 +109,21 @@ def pool_size(workers: int | None, resources: Resources) -> int:
     return max(1, min(workers, fits))
 
 
-def start_workers(count: int, config: WorkerConfig, resources: Resources) -> list[Any]:
-    """Start ``count`` worker actors (not waiting for their models to load).
+def start_worker(config: WorkerConfig, resources: Resources) -> Any:
+    """Start one worker actor (not waiting for its model to load; calls queue until it has).
 
     Returns:
-        Actor handles.
+        The actor handle.
     """
     ray = require("ray")
     actor_cls = ray.remote(BagProcessor).options(
         num_cpus=resources.cpus,
         num_gpus=resources.gpus,
-        max_restarts=-1,
+        max_restarts=0,
         max_task_retries=0,
         max_concurrency=2,
     )
-    return [actor_cls.remote(config) for _ in range(count)]
+    return actor_cls.remote(config)
 
 
 def worker_died_errors() -> tuple[type[BaseException], ...]:
@@ -140,7 +143,7 @@ def worker_died_errors() -> tuple[type[BaseException], ...]:
 
 
 def stop_workers(actors: list[Any]) -> None:
-    """Kill the actors now, with no restart (their running bags are abandoned)."""
+    """Kill the actors now (their running bags are abandoned)."""
     ray = require("ray")
     for actor in actors:
         try:

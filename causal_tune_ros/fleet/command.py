@@ -22,7 +22,9 @@ EXIT_INTERRUPTED = 130
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``causal-tune fleet``."""
-    parser.epilog = "Query the index: causal-tune fleet query OUT --where \"condition == 'snow'\" (see its --help)."
+    parser.epilog = (
+        "Query the index: causal-tune fleet query OUT --where \"condition == 'snow'\" (see its --help)."
+    )
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -63,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fleet.add_argument("--quiet", action="store_true", help="no progress and no per-bag lines")
     replay = parser.add_argument_group("replay options (as causal-tune replay)")
-    replay.add_argument("--topics", nargs="+", metavar="TOPIC", help="image topics (default: every camera topic)")
+    replay.add_argument("--topics", nargs="+", metavar="TOPIC", help="image topics (default: every camera)")
     replay.add_argument(
         "--weather",
         default="auto",
@@ -71,11 +73,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     replay.add_argument("--weather-topic", default="/weather", help="input topic for --weather topic")
     replay.add_argument(
-        "--weather-every", type=int, default=1, metavar="N", help="with --weather auto: classify every N-th frame"
+        "--weather-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--weather auto: classify every N-th frame",
     )
     replay.add_argument("--band", metavar="LOW,HIGH", help="force this band on every frame, e.g. 0.2,0.7")
-    replay.add_argument("--bands", metavar="YAML", help="band presets file (default: config/weather_bands.yaml)")
-    replay.add_argument("--backend", default="auto", help="auto, eager, onnxruntime or tensorrt (default: auto)")
+    replay.add_argument("--bands", metavar="YAML", help="band presets (default: config/weather_bands.yaml)")
+    replay.add_argument(
+        "--backend", default="auto", help="auto, eager, onnxruntime, tensorrt (default: auto)"
+    )
     replay.add_argument("--checkpoint", help="Causal-Tune checkpoint (default: the shipped demo model)")
     replay.add_argument("--backbone", help="DINOv2 weights if the checkpoint does not embed them")
     replay.add_argument(
@@ -93,8 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     replay.add_argument("--classes", metavar="YAML", help="class file (default: config/classes.yaml)")
     replay.add_argument("--drivable-classes", default="road", help="comma-separated drivable classes")
     replay.add_argument("--max-frames", type=int, metavar="N", help="stop each bag after N processed frames")
-    replay.add_argument("--every", type=int, default=1, metavar="N", help="segment every N-th frame per topic")
-    replay.add_argument("--storage", choices=("sqlite3", "mcap"), help="output storage (default: the input's)")
+    replay.add_argument("--every", type=int, default=1, metavar="N", help="every N-th frame per topic")
+    replay.add_argument("--storage", choices=("sqlite3", "mcap"), help="output storage (default: as input)")
     replay.add_argument(
         "--io-threads", choices=("on", "off"), default="on", help="overlap reading and writing (default: on)"
     )
@@ -185,4 +193,3 @@ def run(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return 0 if summary.ok else 1
-

@@ -1,4 +1,4 @@
-"""The optional ``fleet`` extra (Ray, pyarrow, pandas): imported on demand, with one clear message when absent."""
+"""The optional ``fleet`` extra (Ray, pyarrow, pandas): imported on demand, one clear message if absent."""
 
 from __future__ import annotations
 

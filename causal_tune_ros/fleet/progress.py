@@ -46,10 +46,14 @@ class FleetProgress:
         if tty:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=frames or None, unit="frame", desc="fleet", file=self.stream, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=frames or None, unit="frame", desc="fleet", file=self.stream, dynamic_ncols=True
+            )
             self._bar.set_postfix_str(self._bags_text(), refresh=False)
         else:
-            self._log = Progress(frames, label=self._label(), stream=self.stream, tty=False, log_interval=log_interval)
+            self._log = Progress(
+                frames, label=self._label(), stream=self.stream, tty=False, log_interval=log_interval
+            )
 
     def _bags_text(self) -> str:
         failed = f", {self.bags_failed} failed" if self.bags_failed else ""

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--where",
         metavar="EXPR",
-        help="pandas query expression over the index columns, e.g. \"condition == 'snow' and drivable < 0.3\" "
-        "(default: every frame)",
+        help="pandas query expression over the index columns, e.g. "
+        "\"condition == 'snow' and drivable < 0.3\" (default: every frame)",
     )
     parser.add_argument(
         "--columns",

@@ -83,9 +83,7 @@ class FleetSettings:
         return {
             "checkpoint": {"path": str(ckpt.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns},
             "model": {
-                k: v
-                for k, v in asdict(self.model).items()
-                if k not in ("checkpoint", "device", "threads")
+                k: v for k, v in asdict(self.model).items() if k not in ("checkpoint", "device", "threads")
             },
             "options": {
                 "topics": sorted(o.topics) if o.topics else None,
@@ -109,14 +107,14 @@ class WorkerState:
 
     Attributes:
         index: Position in the pool.
-        pid: Its process id (changes when Ray restarts it).
+        pid: Its process id (``None`` while a replacement worker starts).
         host: Its host name.
         bag: The bag it runs (``None`` when idle).
         frames: Frames of that bag done so far.
     """
 
     index: int
-    pid: int
+    pid: int | None
     host: str
     bag: str | None
     frames: int
@@ -176,7 +174,9 @@ def run_fleet(
 
     weather = settings.options.weather
     if weather not in ("auto", "topic", *CONDITIONS):
-        raise ConfigError(f"unknown weather {weather!r}; expected auto, topic or one of {', '.join(CONDITIONS)}")
+        raise ConfigError(
+            f"unknown weather {weather!r}; expected auto, topic or one of {', '.join(CONDITIONS)}"
+        )
     presets = settings.presets if settings.presets is not None else load_band_presets()
     settings_hash = state.fingerprint(settings.output_settings(presets))
     layout = state.Layout(Path(out).absolute())
@@ -278,17 +278,20 @@ class _Scheduler:
         ray = require("ray")
         s = self.settings
         options = ReplayOptions(**{**asdict(s.options), "progress": False, "overwrite": False, "video": None})
-        config = WorkerConfig(model=s.model, options=options, presets=self.presets)
+        self.config = WorkerConfig(model=s.model, options=options, presets=self.presets)
         connected = cluster.connect(s.address, s.workers, s.resources)
         actors: list[Any] = []
         progress = FleetProgress(sum(self.expected.values()), self.total_bags, enabled=s.progress)
         try:
             count = min(cluster.pool_size(s.workers, s.resources), len(self.pending))
-            actors = cluster.start_workers(count, config, s.resources)
+            actors = [cluster.start_worker(self.config, s.resources) for _ in range(count)]
             try:
                 infos = ray.get([a.describe.remote() for a in actors])
-            except Exception as exc:  # the actor's constructor failed: the model does not load
-                raise FleetError(f"the fleet workers could not load the model: {_reason(exc)}") from None
+            except Exception as exc:  # a worker process that cannot even start
+                raise FleetError(f"the fleet workers could not start: {_reason(exc)}") from None
+            errors = {i["error"] for i in infos if i["error"]}
+            if errors:
+                raise FleetError(f"the fleet workers could not load the model: {'; '.join(sorted(errors))}")
             for warning in {i["warning"] for i in infos if i["warning"]}:
                 progress.write(f"fleet: warning: {warning}")
             self.summary.workers = count
@@ -299,14 +302,19 @@ class _Scheduler:
             if connected:
                 cluster.disconnect()
 
-    def _loop(self, ray: Any, actors: list[Any], infos: list[dict[str, Any]], progress: FleetProgress) -> None:
+    def _loop(
+        self, ray: Any, actors: list[Any], infos: list[dict[str, Any]], progress: FleetProgress
+    ) -> None:
+        """Hand out bags until none is left; ``actors`` is updated in place when a worker is replaced."""
         s = self.settings
         died = cluster.worker_died_errors()
         idle = deque(range(len(actors)))
         running: dict[Any, _Attempt] = {}
         polls: dict[int, Any] = {}
         live: dict[int, int] = {}
-        workers = {i: (int(info["pid"]), str(info["host"])) for i, info in enumerate(infos)}
+        workers: dict[int, tuple[int | None, str]] = {
+            i: (int(info["pid"]), str(info["host"])) for i, info in enumerate(infos)
+        }
         deaths_in_row = dict.fromkeys(range(len(actors)), 0)
         finished_frames = 0
         work_started = time.perf_counter()
@@ -321,7 +329,7 @@ class _Scheduler:
                     ref = actors[w].process.remote(job, str(folder), meta)
                     running[ref] = _Attempt(w, job, result, folder)
                 if not running:
-                    break  # no worker left
+                    break
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=s.poll_interval)
                 if ready:
                     ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0)
@@ -339,10 +347,17 @@ class _Scheduler:
                         finished_frames += frames
                         progress.add_total(frames)
                         self._lost(attempt, exc, progress)
+                        # A fresh worker in its place (Ray puts it wherever there is room), unless this
+                        # slot keeps dying: then it gets no more bags.
+                        cluster.stop_workers([actors[w]])
                         if deaths_in_row[w] <= s.retries:
-                            idle.append(w)  # Ray restarts it; other idle workers go first
+                            actors[w] = cluster.start_worker(self.config, s.resources)
+                            workers[w] = (None, workers[w][1])
+                            idle.append(w)  # other idle workers go first
                         else:
-                            progress.write(f"fleet: worker {w} keeps dying; it gets no more bags")
+                            progress.write(
+                                f"fleet: worker {w} died {deaths_in_row[w]} times in a row; retired"
+                            )
                         continue
                     except Exception as exc:  # an unexpected error in the worker (a bug): report it
                         shutil.rmtree(attempt.folder, ignore_errors=True)
@@ -352,7 +367,7 @@ class _Scheduler:
                     self._finish(attempt, outcome, progress)
                     idle.append(w)
                 if not idle and not running and self.pending:
-                    for job, result in self.pending:
+                    for _, result in self.pending:
                         result.status, result.error = FAILED, "no worker left (they kept dying)"
                     self.pending.clear()
                 self._poll(ray, actors, running, polls, live, workers)
@@ -400,7 +415,7 @@ class _Scheduler:
         running: dict[Any, _Attempt],
         polls: dict[int, Any],
         live: dict[int, int],
-        workers: dict[int, tuple[int, str]],
+        workers: dict[int, tuple[int | None, str]],
     ) -> None:
         """Ask busy workers how far they are (non-blocking: answers are read on a later round)."""
         busy = {a.worker: a for a in running.values()}
@@ -413,10 +428,10 @@ class _Scheduler:
             for w in [w for w, ref in polls.items() if ref in answered_set]:
                 ref = polls.pop(w)
                 try:
-                    bag, frames, pid = ray.get(ref)
+                    bag, frames, pid, host = ray.get(ref)
                 except Exception:  # the worker died meanwhile: its task reports it
                     continue
-                workers[w] = (int(pid), workers[w][1])
+                workers[w] = (int(pid), str(host))
                 if w in busy and bag == busy[w].job.name:
                     live[w] = int(frames)
         if self.on_poll is not None:

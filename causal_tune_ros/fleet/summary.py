@@ -159,13 +159,14 @@ class FleetSummary:
             conditions.update(b.conditions)
         corrupt = sum(b.corrupt for b in done)
         failed_frames = sum(b.failed for b in done)
+        shares = ", ".join(f"{c} {n}" for c, n in sorted(conditions.items()))
         lines = [
             f"fleet: {len(self.bags)} bags -> {self.out}"
             + (" (interrupted: run the same command again to resume)" if self.interrupted else ""),
             f"  done {len(done)}, already done {self.count(SKIPPED)}, kept {self.count(KEPT)}, "
             f"failed {self.count(FAILED)}, not started {self.count('')}",
             f"  frames: {self.processed} processed, {corrupt} corrupt, {failed_frames} failed in the model"
-            + (" [" + ", ".join(f"{c} {n}" for c, n in sorted(conditions.items())) + "]" if conditions else ""),
+            + (f" [{shares}]" if shares else ""),
         ]
         if self.worker_deaths:
             retried = [b.name for b in self.bags if b.attempts > 1]

@@ -94,30 +94,38 @@ class _WatchedBag(BagReader):
 class BagProcessor:
     """Holds one loaded segmentation pipeline for its whole life and replays bags through it.
 
+    A model that cannot be loaded does not raise here (a Ray actor whose constructor raises dies with a
+    stack trace instead of a message): :attr:`load_error` says why, :meth:`describe` reports it and
+    :meth:`process` fails every bag with it.
+
     Args:
         config: The :class:`WorkerConfig`.
-
-    Raises:
-        CausalTuneError: If the model cannot be loaded.
     """
 
     def __init__(self, config: WorkerConfig) -> None:
         from causal_tune_ros.replay.command import build_pipeline
 
         self.config = config
+        self.load_error: str | None = None
+        self.pipeline: Any = None
+        self.warning: str | None = None
+        self.class_names: list[str] = []
         m = config.model
-        self.pipeline, self.warning = build_pipeline(
-            checkpoint=m.checkpoint,
-            backbone=m.backbone,
-            backend=m.backend,
-            input_size=m.input_size,
-            device=m.device,
-            precision=m.precision,
-            threads=m.threads,
-            classes=m.classes,
-            drivable_classes=m.drivable_classes,
-        )
-        self.class_names = list(self.pipeline.classes.names)
+        try:
+            self.pipeline, self.warning = build_pipeline(
+                checkpoint=m.checkpoint,
+                backbone=m.backbone,
+                backend=m.backend,
+                input_size=m.input_size,
+                device=m.device,
+                precision=m.precision,
+                threads=m.threads,
+                classes=m.classes,
+                drivable_classes=m.drivable_classes,
+            )
+            self.class_names = list(self.pipeline.classes.names)
+        except CausalTuneError as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
         self._proxy = _ConfidencePipeline(self.pipeline)
         self._lock = threading.Lock()
         self._current: tuple[str, FrameRecorder] | None = None
@@ -129,22 +137,24 @@ class BagProcessor:
         return f"{os.getpid()}@{socket.gethostname()}"
 
     def describe(self) -> dict[str, Any]:
-        """Who this worker is: ``pid``, ``host``, ``worker`` id, backend description and load warning."""
+        """Who this worker is: ``pid``, ``host``, ``worker`` id, backend description, load warning and
+        load ``error`` (``None`` when the model loaded)."""
         return {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "worker": self.worker_id,
-            "backend": self.pipeline.describe(),
+            "backend": self.pipeline.describe() if self.pipeline is not None else None,
             "warning": self.warning,
+            "error": self.load_error,
         }
 
-    def progress(self) -> tuple[str | None, int, int]:
-        """``(bag name or None, frames of it done so far, pid)``: safe to call while a bag runs."""
+    def progress(self) -> tuple[str | None, int, int, str]:
+        """``(bag name or None, frames of it done so far, pid, host)``: safe to call while a bag runs."""
         with self._lock:
             current = self._current
         if current is None:
-            return None, 0, os.getpid()
-        return current[0], len(current[1]), os.getpid()
+            return None, 0, os.getpid(), socket.gethostname()
+        return current[0], len(current[1]), os.getpid(), socket.gethostname()
 
     def process(self, job: BagJob, attempt: str | Path, metadata: Mapping[str, Any]) -> BagResult:
         """Replay one bag into ``attempt/bag`` and write its index rows to ``attempt/index.parquet``.
@@ -164,12 +174,17 @@ class BagProcessor:
         options = self.config.options
         recorder = FrameRecorder(job.name, self.class_names, options.weather)
         result = BagResult(name=job.name, input=str(job.path), worker=self.worker_id)
+        if self.load_error is not None:
+            result.status, result.error = "failed", f"the worker could not load the model: {self.load_error}"
+            return result
         with self._lock:
             self._current = (job.name, recorder)
         try:
             folder.mkdir(parents=True)
             with _WatchedBag(job.path, options.weather_topic, self.config.presets, recorder) as bag:
-                replayer = Replayer(self._proxy, options, band_presets=self.config.presets, on_frame=recorder.on_frame)
+                replayer = Replayer(
+                    self._proxy, options, band_presets=self.config.presets, on_frame=recorder.on_frame
+                )
                 with capture_skips(recorder):
                     summary = replayer.run(bag, folder / "bag")
             result.fill(summary, seconds=time.perf_counter() - started)

@@ -93,9 +93,9 @@ def corrupt_copy(good: Path, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_local() -> Iterator[Any]:
-    """A local Ray instance with 2 CPUs for the module (the fleet joins it instead of starting its own)."""
+    """A local Ray instance with 2 CPUs for the session (the fleet joins it instead of starting its own)."""
     ray = pytest.importorskip("ray", reason="ray not installed (pip install '.[fleet]')")
     pytest.importorskip("pyarrow", reason="pyarrow not installed (pip install '.[fleet]')")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

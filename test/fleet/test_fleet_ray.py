@@ -38,7 +38,9 @@ def _rows(out: Path) -> list[tuple[str, str, int]]:
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file under a folder -> (size, mtime_ns)."""
     return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
     }
 
 
@@ -110,7 +112,7 @@ def test_a_corrupt_bag_is_reported_and_the_others_complete(
 ) -> None:
     from causal_tune_ros.fleet.runner import run_fleet
 
-    root, bags = archive
+    _, bags = archive
     broken = corrupt_copy(bags[0], tmp_path / "broken" / "cut_drive")
     out = tmp_path / "out"
     summary = run_fleet([bags[1], broken, bags[2]], out, tiny_settings(tiny_checkpoint))
@@ -145,7 +147,7 @@ def test_a_worker_killed_mid_bag_has_its_bag_retried_and_the_index_stays_exact(
         if killed:
             return
         for s in states:
-            if s.bag is None or s.frames < 1:
+            if s.bag is None or s.frames < 1 or not s.pid:
                 continue
             os.kill(s.pid, signal.SIGSTOP)
             from urllib.parse import quote
