@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from causal_tune_ros.errors import FleetError
 from causal_tune_ros.fleet.index import read_metadata
@@ -78,11 +78,18 @@ class Layout:
 
     def part(self, name: str) -> Path:
         """Index part of bag ``name``."""
-        return self.parts / (quote(name, safe="") + ".parquet")
+        return self.parts / (file_key(name) + ".parquet")
 
     def new_attempt(self, name: str) -> Path:
         """A fresh folder path for one attempt at bag ``name`` (not created)."""
-        return self.tmp / f"{quote(name, safe='')}.{uuid.uuid4().hex[:12]}"
+        return self.tmp / f"{file_key(name)}.{uuid.uuid4().hex[:12]}"
+
+
+def file_key(name: str) -> str:
+    """A file name for bag ``name``: readable, unique, only ``[A-Za-z0-9._-]`` (SQLite opens bags through
+    URIs, where ``%`` and ``?`` would be decoded)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "bag"
+    return f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 def fingerprint(settings: dict[str, Any]) -> str:

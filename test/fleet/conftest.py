@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rosbags.rosbag2 import Reader
 
-from causal_tune_ros.synthetic.bag import COMPRESSED_TOPIC, IMAGE_TOPIC, write_drive
+from causal_tune_ros.synthetic.bag import (
+    COMPRESSED_TOPIC,
+    IMAGE_TOPIC,
+    PERIOD_NS,
+    START_NS,
+    DriveFrame,
+    drive_frames,
+    write_drive,
+)
 
 #: Network input of the tiny test model (multiples of 14: a few milliseconds a frame).
 TINY_INPUT = (28, 42)
 #: Camera topics of the synthetic bags (the only topics the fleet segments in them).
 CAMERA_TOPICS = (IMAGE_TOPIC, COMPRESSED_TOPIC)
+#: Image size of the synthetic scenes.
+SCENE_SIZE = (42, 56)
 
 
 @pytest.fixture(scope="session")
@@ -44,30 +55,42 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def write_archive(root: Path, frames: int = 3) -> list[Path]:
-    """Three synthetic drives under ``root``: two mcap (one JPEG) in ``day1/``, one sqlite3 in ``day2/``.
+@pytest.fixture(scope="session")
+def scenes() -> list[Any]:
+    """Ten rendered synthetic frames (two per weather condition), reused by every test bag."""
+    from causal_tune_ros.weather import CONDITIONS
 
-    ``frames`` frames per condition; each drive has two conditions.
+    return list(drive_frames(CONDITIONS, 2, *SCENE_SIZE))
+
+
+def write_archive(root: Path, scenes: Sequence[Any], frames: int = 6) -> list[Path]:
+    """Three synthetic drives of ``frames`` frames under ``root``: two mcap (one of them JPEG) in
+    ``day1/``, one sqlite3 in ``day2/``; each starts at another scene of ``scenes`` and cycles through them.
     """
     specs = [
-        ("day1/drive_a", ["clear", "snow"], False, "mcap"),
-        ("day1/drive_b", ["night", "fog"], True, "mcap"),
-        ("day2/drive_c", ["rain", "clear"], False, "sqlite3"),
+        ("day1/drive_a", False, "mcap"),
+        ("day1/drive_b", True, "mcap"),
+        ("day2/drive_c", False, "sqlite3"),
     ]
+    conditions = sorted({s.frame.condition for s in scenes})
     bags = []
-    for i, (name, conditions, compressed, storage) in enumerate(specs):
+    for i, (name, compressed, storage) in enumerate(specs):
+        order = islice(cycle(scenes[3 * i :] + scenes[: 3 * i]), frames)
+        drive = [DriveFrame(k, START_NS + k * PERIOD_NS, s.seed, s.frame) for k, s in enumerate(order)]
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_drive(path, conditions, frames, size=(42, 56), compressed=compressed, storage=storage, seed=i)
+        write_drive(
+            path, conditions, frames, size=SCENE_SIZE, compressed=compressed, storage=storage, drive=drive
+        )
         bags.append(path)
     return bags
 
 
 @pytest.fixture(scope="session")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+def archive(tmp_path_factory: pytest.TempPathFactory, scenes: list[Any]) -> tuple[Path, list[Path]]:
     """``(root, bags)``: the three synthetic drives (never written to by the tests)."""
     root = tmp_path_factory.mktemp("archive")
-    return root, write_archive(root)
+    return root, write_archive(root, scenes)
 
 
 def input_frames(bag: Path, name: str) -> list[tuple[str, str, int]]:

@@ -11,7 +11,7 @@ import pytest
 from conftest import bag_topics, corrupt_copy, input_frames, tiny_settings, write_archive
 
 from causal_tune_ros.cli import main
-from causal_tune_ros.fleet.state import Layout
+from causal_tune_ros.fleet.state import Layout, file_key
 from causal_tune_ros.replay.replayer import OUTPUT_NAMES
 from causal_tune_ros.weather import CONDITIONS
 
@@ -132,12 +132,12 @@ def test_a_corrupt_bag_is_reported_and_the_others_complete(
 
 
 def test_a_worker_killed_mid_bag_has_its_bag_retried_and_the_index_stays_exact(
-    ray_local: Any, tiny_checkpoint: Path, tmp_path: Path
+    ray_local: Any, scenes: list[Any], tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     from causal_tune_ros.fleet.runner import WorkerState, run_fleet
 
     root = tmp_path / "archive"
-    write_archive(root, frames=15)
+    write_archive(root, scenes, frames=40)
     out = tmp_path / "out"
     tmp = Layout(out).tmp
     killed: list[tuple[str, int]] = []
@@ -150,9 +150,7 @@ def test_a_worker_killed_mid_bag_has_its_bag_retried_and_the_index_stays_exact(
             if s.bag is None or s.frames < 1 or not s.pid:
                 continue
             os.kill(s.pid, signal.SIGSTOP)
-            from urllib.parse import quote
-
-            finished = list(tmp.glob(f"{quote(s.bag, safe='')}.*/index.parquet"))
+            finished = list(tmp.glob(f"{file_key(s.bag)}.*/index.parquet"))
             if finished:  # it wrote its results already: not mid-bag, try another time
                 os.kill(s.pid, signal.SIGCONT)
                 continue
