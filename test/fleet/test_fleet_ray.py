@@ -183,7 +183,9 @@ def test_an_interrupted_run_resumes_without_redoing_finished_bags(
         if any((out / name).exists() for name in NAMES):
             raise KeyboardInterrupt  # what Ctrl-C raises in the driver
 
-    first = run_fleet([root], out, tiny_settings(tiny_checkpoint), on_poll=interrupt_after_first_bag)
+    # One worker: the other bags are still waiting when the first one is committed.
+    settings = tiny_settings(tiny_checkpoint, workers=1)
+    first = run_fleet([root], out, settings, on_poll=interrupt_after_first_bag)
     assert first.interrupted
     done = [b.name for b in first.bags if b.status == "done"]
     assert 1 <= len(done) < 3
@@ -192,7 +194,7 @@ def test_an_interrupted_run_resumes_without_redoing_finished_bags(
     assert _rows(out) == sorted(f for n in done for f in input_frames(root / n, n))
     kept = {n: _snapshot(out / n) for n in done}
 
-    second = run_fleet([root], out, tiny_settings(tiny_checkpoint))
+    second = run_fleet([root], out, settings)
     assert not second.interrupted and second.ok
     assert sorted(b.name for b in second.bags if b.status == "skipped") == sorted(done)
     assert {n: _snapshot(out / n) for n in done} == kept  # not redone
