@@ -84,7 +84,9 @@ class FleetProgress:
             self._log.total += frames
 
     def write(self, line: str) -> None:
-        """Print a line (a bag's result) without breaking the bar; on stdout."""
+        """Print a line (a bag's result) on stdout without breaking the bar (nothing when disabled)."""
+        if not self.enabled:
+            return
         if self._bar is not None:
             self._bar.write(line, file=sys.stdout)
         else:

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -293,7 +294,7 @@ class _Scheduler:
             if errors:
                 raise FleetError(f"the fleet workers could not load the model: {'; '.join(sorted(errors))}")
             for warning in {i["warning"] for i in infos if i["warning"]}:
-                progress.write(f"fleet: warning: {warning}")
+                print(f"causal-tune fleet: warning: {warning}", file=sys.stderr)
             self.summary.workers = count
             self._loop(ray, actors, infos, progress)
         finally:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import CausalTuneError
 from causal_tune_ros.fleet.index import FrameRecorder, capture_skips, write_table
@@ -124,6 +126,10 @@ class BagProcessor:
                 drivable_classes=m.drivable_classes,
             )
             self.class_names = list(self.pipeline.classes.names)
+            # One frame at load time, so that the first bag does not pay for lazy initialisation
+            # (allocator, kernels, cuDNN / TensorRT autotuning).
+            h, w = self.pipeline.input_size
+            self.pipeline.process(np.zeros((h, w, 3), dtype=np.uint8), Band(), overlay=True, confidence=True)
         except CausalTuneError as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
         self._proxy = _ConfidencePipeline(self.pipeline)
