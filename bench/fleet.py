@@ -1,6 +1,6 @@
 """Fleet throughput: 2 workers vs 1 worker vs plain replay on the same bags, as ratios in one run.
 
-    .venv/bin/python bench/fleet.py                        # shipped demo model, 4 bags x 40 frames, 240x320
+    .venv/bin/python bench/fleet.py                        # shipped demo model, 6 bags x 60 frames, 240x320
     .venv/bin/python bench/fleet.py --bags 6 --frames 60 --repeats 2
 
 Three timings over the same synthetic bags (best of ``--repeats`` interleaved rounds):
@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="model (default: the shipped demo model)")
-    parser.add_argument("--bags", type=int, default=4, help="input bags (default: 4)")
-    parser.add_argument("--frames", type=int, default=40, help="frames per bag (default: 40)")
+    parser.add_argument("--bags", type=int, default=6, help="input bags (default: 6)")
+    parser.add_argument("--frames", type=int, default=60, help="frames per bag (default: 60)")
     parser.add_argument("--size", default="240x320", help="camera image size HxW (default: 240x320)")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds, best kept (default: 1)")
     args = parser.parse_args(argv)
