@@ -107,37 +107,16 @@ def test_three_bags_give_three_outputs_and_an_exact_index_and_a_second_run_does_
     assert after == outputs_before
 
 
-def test_a_corrupt_bag_is_reported_and_the_others_complete(
-    ray_local: Any, archive: tuple[Path, list[Path]], tiny_checkpoint: Path, tmp_path: Path
-) -> None:
-    from causal_tune_ros.fleet.runner import run_fleet
-
-    _, bags = archive
-    broken = corrupt_copy(bags[0], tmp_path / "broken" / "cut_drive")
-    out = tmp_path / "out"
-    summary = run_fleet([bags[1], broken, bags[2]], out, tiny_settings(tiny_checkpoint))
-
-    status = {b.name: b.status for b in summary.bags}
-    assert status == {"drive_b": "done", "cut_drive": "failed", "drive_c": "done"}
-    failed = next(b for b in summary.bags if b.status == "failed")
-    assert "cut_drive" in failed.error and failed.attempts == 1  # a corrupt bag is not retried
-    assert "FAILED" in summary.format() and not summary.ok
-    assert not (out / "cut_drive").exists()
-    assert (out / "drive_b" / "metadata.yaml").is_file() and (out / "drive_c" / "metadata.yaml").is_file()
-    expected = sorted(
-        input_frames(bags[1], "drive_b") + input_frames(bags[2], "drive_c"),
-    )
-    assert _rows(out) == expected
-    assert summary.index_rows == len(expected)
-
-
-def test_a_worker_killed_mid_bag_has_its_bag_retried_and_the_index_stays_exact(
+def test_a_worker_killed_mid_bag_is_retried_and_a_corrupt_bag_is_reported_while_the_others_complete(
     ray_local: Any, scenes: list[Any], tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
+    """Two kinds of failure in one run: a worker process killed part-way through a bag (the bag is
+    retried on a fresh worker), and a bag whose storage is cut in half (reported, not retried)."""
     from causal_tune_ros.fleet.runner import WorkerState, run_fleet
 
     root = tmp_path / "archive"
-    write_archive(root, scenes, frames=40)
+    bags = write_archive(root, scenes, frames=40)
+    corrupt_copy(bags[0], root / "day3" / "cut_drive")
     out = tmp_path / "out"
     tmp = Layout(out).tmp
     killed: list[tuple[str, int]] = []
@@ -147,7 +126,7 @@ def test_a_worker_killed_mid_bag_has_its_bag_retried_and_the_index_stays_exact(
         if killed:
             return
         for s in states:
-            if s.bag is None or s.frames < 1 or not s.pid:
+            if s.bag is None or s.bag == "day3/cut_drive" or s.frames < 1 or not s.pid:
                 continue
             os.kill(s.pid, signal.SIGSTOP)
             finished = list(tmp.glob(f"{file_key(s.bag)}.*/index.parquet"))
@@ -160,15 +139,23 @@ def test_a_worker_killed_mid_bag_has_its_bag_retried_and_the_index_stays_exact(
 
     summary = run_fleet([root], out, tiny_settings(tiny_checkpoint, retries=2), on_poll=kill_mid_bag)
 
+    # The killed worker's bag was retried and completed; the index is still exact.
     assert killed, "no worker was caught mid-bag"
     bag, _ = killed[0]
     results = {b.name: b for b in summary.bags}
     assert summary.worker_deaths == 1
     assert results[bag].attempts == 2 and results[bag].status == "done"
-    assert all(b.status == "done" for b in summary.bags)
     assert _rows(out) == _expected(root)
     _check_outputs(root, out)
     assert not list(tmp.iterdir())  # the dead attempt's partial output is gone
+
+    # The corrupt bag: reported with its path, tried once, no output; every good bag complete.
+    cut = results.pop("day3/cut_drive")
+    assert cut.status == "failed" and "cut_drive" in cut.error and cut.attempts == 1
+    assert not (out / "day3" / "cut_drive").exists()
+    assert all(b.status == "done" for b in results.values())
+    assert "FAILED" in summary.format() and not summary.ok
+    assert summary.index_rows == len(_expected(root))
 
 
 def test_an_interrupted_run_resumes_without_redoing_finished_bags(
