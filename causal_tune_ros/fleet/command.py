@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from causal_tune_ros.errors import ConfigError
+
+if TYPE_CHECKING:
+    from causal_tune_ros.fleet.runner import FleetSettings
 
 HELP = "segment many bags on a Ray cluster (local by default) and index every frame; see also: fleet query"
 
@@ -110,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     replay.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
 
 
-def settings_from_args(args: argparse.Namespace) -> object:
+def settings_from_args(args: argparse.Namespace) -> FleetSettings:
     """:class:`~causal_tune_ros.fleet.runner.FleetSettings` from parsed arguments.
 
     Raises:
@@ -188,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    summary = run_fleet(args.inputs, args.out, settings_from_args(args))  # type: ignore[arg-type]
+    summary = run_fleet(args.inputs, args.out, settings_from_args(args))
     print(summary.format())
     if summary.interrupted:
         return EXIT_INTERRUPTED

@@ -187,12 +187,12 @@ def run_fleet(
     summary = FleetSummary(out=layout.out, bags=[BagResult(name=j.name, input=str(j.path)) for j in jobs])
     with state.locked(layout):
         todo: list[tuple[BagJob, BagResult]] = []
-        for job, result in zip(jobs, summary.bags, strict=True):
+        for i, (job, result) in enumerate(zip(jobs, list(summary.bags), strict=True)):
             found, meta, note = state.bag_state(layout, job, settings_hash)
             if found == state.DONE and meta is not None:
                 done = BagResult.from_dict(meta.get("summary", {}))
                 done.status, done.input = SKIPPED, str(job.path)
-                summary.bags[summary.bags.index(result)] = done
+                summary.bags[i] = done
             elif found in (state.STALE, state.FOREIGN) and not settings.overwrite:
                 result.status, result.note = KEPT, note
             else:

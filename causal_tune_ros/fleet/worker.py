@@ -75,7 +75,9 @@ class _ConfidencePipeline:
 class _WatchedBag(BagReader):
     """A :class:`BagReader` that reports valid weather messages to the recorder as the replay reads them."""
 
-    def __init__(self, path: Path, weather_topic: str, presets: Mapping[str, Band], recorder: FrameRecorder):
+    def __init__(
+        self, path: Path, weather_topic: str, presets: Mapping[str, Band], recorder: FrameRecorder
+    ) -> None:
         super().__init__(path)
         self._weather_topic = weather_topic
         self._presets = presets
