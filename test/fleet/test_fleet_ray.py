@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import bag_topics, corrupt_copy, input_frames, tiny_settings, write_archive
+from fleet_support import bag_topics, corrupt_copy, input_frames, tiny_settings, write_archive
 
 from causal_tune_ros.cli import main
 from causal_tune_ros.fleet.state import Layout, file_key

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TINY_INPUT
+from fleet_support import TINY_INPUT
 
 from causal_tune_ros.fleet.inputs import find_bags
 from causal_tune_ros.fleet.worker import BagProcessor, ModelSettings, WorkerConfig
