@@ -106,5 +106,6 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(frame.to_json(orient="records", lines=True).rstrip("\n") + "\n")
     elif len(frame):
         print(frame.to_string(index=False))
+    sys.stdout.flush()  # the rows before the count when both streams go to one terminal
     print(f"{total} frames match", file=sys.stderr)
     return 0

@@ -282,7 +282,7 @@ class _Scheduler:
         self.config = WorkerConfig(model=s.model, options=options, presets=self.presets)
         connected = cluster.connect(s.address, s.workers, s.resources)
         actors: list[Any] = []
-        progress = FleetProgress(sum(self.expected.values()), self.total_bags, enabled=s.progress)
+        progress: FleetProgress | None = None
         try:
             count = min(cluster.pool_size(s.workers, s.resources), len(self.pending))
             actors = [cluster.start_worker(self.config, s.resources) for _ in range(count)]
@@ -296,9 +296,12 @@ class _Scheduler:
             for warning in {i["warning"] for i in infos if i["warning"]}:
                 print(f"causal-tune fleet: warning: {warning}", file=sys.stderr)
             self.summary.workers = count
+            # Created once the workers are ready, so that rate and ETA measure the work.
+            progress = FleetProgress(sum(self.expected.values()), self.total_bags, enabled=s.progress)
             self._loop(ray, actors, infos, progress)
         finally:
-            progress.close()
+            if progress is not None:
+                progress.close()
             cluster.stop_workers(actors)
             if connected:
                 cluster.disconnect()
