@@ -62,6 +62,8 @@ setup(
             "ros-jazzy-lifecycle-msgs",
         ],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
+        # `causal-tune fleet`: Ray runs the workers, pyarrow writes the Parquet index, pandas queries it.
+        "fleet": ["ray>=2.9", "pyarrow>=14", "pandas>=2"],
         "dev": [
             "colcon-common-extensions>=0.3",
             "pytest>=7",

@@ -28,6 +28,12 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "causal_tune_ros.training.train_command",
     "eval": "causal_tune_ros.training.eval_command",
     "export": "causal_tune_ros.backends.export_command",
+    "fleet": "causal_tune_ros.fleet.command",
+}
+
+#: Second-level subcommands, ``(command, sub) -> module``: ``causal-tune fleet query ...``.
+NESTED: dict[tuple[str, str], str] = {
+    ("fleet", "query"): "causal_tune_ros.fleet.query",
 }
 
 DESCRIPTION = """\
@@ -106,15 +112,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["node"]:
         module = importlib.import_module(SUBCOMMANDS["node"])
         return int(module.main(argv[1:]) or 0)
+    nested = NESTED.get((argv[0], argv[1])) if len(argv) >= 2 else None
+    if nested is not None:
+        module = importlib.import_module(nested)
+        name = f"{argv[0]} {argv[1]}"
+        sub_parser = argparse.ArgumentParser(prog=f"causal-tune {name}", description=module.HELP)
+        module.add_arguments(sub_parser)
+        return _run(module, name, sub_parser.parse_args(argv[2:]))
     parser, modules = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    return _run(modules[args.command], args.command, args)
+
+
+def _run(module: object, name: str, args: argparse.Namespace) -> int:
+    """Run a subcommand module, turning its deliberate errors into ``error: ...`` and exit code 2."""
     try:
-        return int(modules[args.command].run(args) or 0)
+        return int(module.run(args) or 0)  # type: ignore[attr-defined]
     except CausalTuneError as exc:
-        print(f"causal-tune {args.command}: error: {exc}", file=sys.stderr)
+        print(f"causal-tune {name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

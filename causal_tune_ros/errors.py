@@ -31,3 +31,7 @@ class BagError(CausalTuneError):
 
 class MetricError(CausalTuneError, ValueError):
     """Predictions and labels that cannot be scored (shape mismatch, class ids out of range, ...)."""
+
+
+class FleetError(CausalTuneError):
+    """A fleet run cannot start or go on (missing ``fleet`` extra, no Ray cluster, unusable output folder)."""

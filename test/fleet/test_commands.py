@@ -1,0 +1,159 @@
+"""`causal-tune fleet` options, `causal-tune fleet query`, the missing-extra message, progress output."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from causal_tune_ros.cli import main
+from causal_tune_ros.errors import ConfigError, FleetError
+from causal_tune_ros.fleet import command as fleet_command
+from causal_tune_ros.fleet.extra import require
+from causal_tune_ros.fleet.progress import FleetProgress
+from causal_tune_ros.replay import command as replay_command
+
+#: Options the fleet takes over from replay, with the same meaning and default.
+SHARED = [
+    "topics",
+    "weather",
+    "weather_topic",
+    "weather_every",
+    "band",
+    "bands",
+    "backend",
+    "checkpoint",
+    "backbone",
+    "input_size",
+    "precision",
+    "classes",
+    "drivable_classes",
+    "max_frames",
+    "every",
+    "storage",
+    "io_threads",
+    "no_overlay",
+    "no_copy",
+    "overwrite",
+    "quiet",
+]
+
+
+def _parse(add_arguments, argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_the_replay_options_keep_their_replay_defaults() -> None:
+    fleet = _parse(fleet_command.add_arguments, ["in", "-o", "out"])
+    replay = _parse(replay_command.add_arguments, ["in", "-o", "out"])
+    assert {k: getattr(fleet, k) for k in SHARED} == {k: getattr(replay, k) for k in SHARED}
+
+
+def test_settings_from_arguments(tmp_path: Path) -> None:
+    args = _parse(
+        fleet_command.add_arguments,
+        [
+            "in",
+            "-o",
+            "out",
+            "--gpus-per-worker",
+            "0.5",
+            "--band",
+            "0.1,0.6",
+            "--every",
+            "2",
+            "--workers",
+            "4",
+        ],
+    )
+    settings = fleet_command.settings_from_args(args)
+    assert settings.model.device == "cuda" and settings.resources.gpus == 0.5 and settings.model.threads == 1
+    assert settings.options.band.as_tuple() == (0.1, 0.6) and settings.options.every == 2
+    assert settings.workers == 4 and settings.address is None and settings.retries == 2
+    for bad in (["--device", "cuda"], ["--workers", "0"], ["--band", "0.5"], ["--retries", "-1"]):
+        with pytest.raises(ConfigError):
+            fleet_command.settings_from_args(_parse(fleet_command.add_arguments, ["in", "-o", "out", *bad]))
+
+
+def test_a_missing_extra_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees when it is not installed
+    with pytest.raises(FleetError, match=r"pip install 'causal_tune_ros\[fleet\]'"):
+        require("ray")
+    (tmp_path / "drive.mcap").write_bytes(b"x")
+    assert main(["fleet", str(tmp_path / "drive.mcap"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "causal-tune fleet: error:" in err and "ray" in err and "[fleet]" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_query_prints_the_matching_frames(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("pandas", reason="pandas not installed (pip install '.[fleet]')")
+    pytest.importorskip("pyarrow", reason="pyarrow not installed (pip install '.[fleet]')")
+    from causal_tune_ros.fleet.index import FrameRecorder, write_table
+    from causal_tune_ros.fleet.state import Layout
+
+    class Result:
+        def __init__(self, road: int, conf: float) -> None:
+            import numpy as np
+
+            from causal_tune_ros.band import Band
+
+            self.class_mask = np.array([[0] * road + [1] * (10 - road)], dtype=np.uint8)
+            self.drivable_mask = (self.class_mask == 0).astype(np.uint8) * 255
+            self.confidence = np.full((1, 10), conf, dtype=np.float32)
+            self.band = Band(0.2, 0.7)
+
+    rec = FrameRecorder("day1/drive", ["road", "sidewalk"], "auto")
+    rec.on_frame("/cam/image_raw", 30, None, Result(2, 0.9), "snow")
+    rec.on_frame("/cam/image_raw", 10, None, Result(8, 0.8), "snow")
+    rec.on_frame("/cam/image_raw", 20, None, Result(1, 0.7), "clear")
+    rec.on_skip("/cam/image_raw", 40, "corrupt sensor_msgs/msg/Image message: short")
+    out = tmp_path / "out"
+    out.mkdir()
+    write_table(rec.table(), Layout(out).index)
+
+    assert main(["fleet", "query", str(out), "--where", "condition == 'snow' and drivable < 0.3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == ["bag", "topic", "stamp", "day1/drive", "/cam/image_raw", "30"]
+    assert "1 frames match" in captured.err
+
+    assert (
+        main(
+            ["fleet", "query", str(out), "--where", "status != 'ok'", "--columns", "stamp", "reason", "--csv"]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "stamp,reason",
+        "40,corrupt sensor_msgs/msg/Image message: short",
+    ]
+
+    assert main(["fleet", "query", str(out), "--where", "snowiness > 1"]) == 2
+    assert "the index has: bag, topic, stamp" in capsys.readouterr().err
+    assert main(["fleet", "query", str(tmp_path / "nowhere")]) == 2
+    assert "no fleet index" in capsys.readouterr().err
+
+
+def test_progress_writes_log_lines_off_a_terminal_and_a_bar_on_one() -> None:
+    stream = io.StringIO()
+    progress = FleetProgress(40, 4, stream=stream, tty=False, log_interval=0.0)
+    progress.set(10, 1, 0)
+    progress.set(25, 2, 1)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("fleet bags 1/4, frames 10/40")
+    assert lines[-1].startswith("fleet bags 2/4, 1 failed, frames 25/40") and "ETA" in lines[-1]
+    assert "\r" not in stream.getvalue()
+
+    tty = io.StringIO()
+    bar = FleetProgress(40, 4, stream=tty, tty=True)
+    bar.set(20, 2, 0)
+    bar.close()
+    assert "\r" in tty.getvalue() and "20/40" in tty.getvalue() and "bags 2/4" in tty.getvalue()
