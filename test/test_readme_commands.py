@@ -192,6 +192,10 @@ def skip_reason(cmd: Command, cwd: Path) -> str | None:
         return "`ros2` commands drive a running ROS graph (launch, bag play, services): not run by tests"
     if prog in ("rosdep", "colcon", "apt", "apt-get", "sudo", "git"):
         return f"`{prog}` changes the system or a ROS workspace"
+    if argv[1:3] == ("-m", "colcon"):
+        return "`colcon` builds a ROS workspace (a vehicle install, not this checkout)"
+    if prog in ("source", ".", "cd", "mkdir"):
+        return f"`{prog}` is a shell step of the vehicle install (a ROS workspace in the home folder)"
     if "..." in argv:
         return "an example with a `...` placeholder, not a runnable line"
     if prog == "torchrun":
@@ -335,7 +339,8 @@ class ReadmeRunner:
             argv += SHRINK.get((program(argv), subcommand(argv)), [])
         env = _clean_env()
         cpu0, t0 = _children_cpu(), time.perf_counter()
-        node = NODES.get((program(argv), subcommand(argv)))
+        # `--help` prints usage and exits: an ordinary command, not a node to wait for.
+        node = None if "--help" in argv else NODES.get((program(argv), subcommand(argv)))
         # bash runs the words as the README shows them (builtins, ~, env assignments behave as typed).
         if node is not None:
             # exec: Ctrl-C goes to the node itself, not to a shell around it.
