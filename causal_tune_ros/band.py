@@ -13,7 +13,7 @@ DEFAULT_HIGH = 0.7
 
 @dataclass(frozen=True)
 class Band:
-    """Cut-off radii of the Gaussian band-pass on the normalised frequency radius (SPEC section 2).
+    """Cut-off radii of the Gaussian band-pass on the normalised frequency radius (docs/METHOD.md).
 
     Attributes:
         low: ``r_low``, the radius of the low-pass that is subtracted (removes the DC / coarse band).

@@ -1,4 +1,4 @@
-"""Gaussian band-pass mask: the SPEC formula, its shape over frequency, and the band as a run-time input."""
+"""Gaussian band-pass mask: the formula of docs/METHOD.md, its shape over frequency, and the band as a run-time input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ PAPER_BAND = (0.2, 0.7)
 
 
 def _spec_mask(h: int, w: int, r_low: float, r_high: float) -> np.ndarray:
-    """SPEC section 2 step 3, written independently in numpy (float64, no separability)."""
+    """The band-pass of docs/METHOD.md, written independently in numpy (float64, no separability)."""
     u = np.arange(h)[:, None] / h
     v = np.arange(w)[None, :] / w
     rho = np.sqrt(u**2 + v**2) / np.sqrt(2.0)
