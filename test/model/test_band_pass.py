@@ -1,4 +1,4 @@
-"""Gaussian band-pass mask: the formula of docs/METHOD.md, its shape over frequency, and the band as a run-time input."""
+"""Gaussian band-pass mask: the formula of docs/METHOD.md, its shape, the band as a run-time input."""
 
 from __future__ import annotations
 

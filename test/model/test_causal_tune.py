@@ -1,4 +1,4 @@
-"""Causal-Tune refinement and segmenter: the formulas of docs/METHOD.md, the frozen backbone, training and the head."""
+"""Causal-Tune refinement and segmenter: docs/METHOD.md's formulas, the frozen backbone, training, head."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _reference_refine(
     prefix: int,
     band: torch.Tensor | None,
 ) -> np.ndarray:
-    """The method of docs/METHOD.md, steps 1-5, written literally in float64 numpy (scipy DCT, channel-first grid)."""
+    """docs/METHOD.md steps 1-5 written literally in float64 numpy (scipy DCT, channel-first grid)."""
     t = tokens.detach().double().numpy()
     B, _, C = t.shape
     H, W = grid
