@@ -89,7 +89,7 @@ def readme_commands(text: str) -> list[Command]:
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if stripped.startswith("```"):
-            in_bash = not in_bash and stripped[3:].strip() in ("bash", "sh", "shell", "console")
+            in_bash = not in_bash and stripped[3:].strip() in ("bash", "sh", "shell")
             block += int(in_bash)
             pending = []
             continue
