@@ -805,7 +805,7 @@ class Trainer:
         """Load every cached training item the coming steps use before the first of them.
 
         With ``data.cache`` the first epoch would otherwise also render or decode each item, so its steps
-        are several times slower than the rest and the progress ETA is far too long at the start.
+        would be slower than the rest and the ETA too long at the start.
         """
         cache = self.train_samples.base
         if not isinstance(cache, CachedDataset):
@@ -1042,7 +1042,7 @@ class EtaEstimator:
     """Remaining time of a run, from its recent step times.
 
     The first step after a start or resume is left out: it pays for memory allocation and first-call
-    set-up, and counting it made the first estimates several times too long. Later step times are
+    set-up, so it says little about the steps after it. Later step times are
     smoothed exponentially (as tqdm's ``smoothing`` does), so the estimate follows the current speed
     rather than the average since the start.
 
