@@ -34,7 +34,7 @@ import numpy as np
 
 from causal_tune_ros.errors import ConfigError
 
-HELP = "synthesise a snowy/night drive, segment it with the shipped demo model, print mIoU per condition"
+HELP = "synthesise a drive in five weathers, segment it with the shipped demo model, print mIoU per condition"
 
 DEFAULT_OUT = "causal_tune_demo_out"
 #: The drive: a snowy and a night stretch, plus a few frames of the other conditions.
