@@ -27,12 +27,10 @@ Rows of frames that are not ``ok`` have nulls in the per-pixel columns.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -208,44 +206,6 @@ class FrameRecorder:
         if metadata is not None:
             sch = sch.with_metadata({META_KEY: json.dumps(metadata).encode()})
         return pa.Table.from_pydict(data, schema=sch)
-
-
-@contextmanager
-def capture_skips(recorder: FrameRecorder, logger: str = "causal_tune_ros.replay") -> Iterator[None]:
-    """Feed the frames the replayer skips to ``recorder.on_skip`` while the block runs.
-
-    The replayer reports each skipped frame with one warning ``"%s: skipping frame at t=%d: %s"``
-    (topic, stamp, reason) and has no callback for them; this handler on the ``replay`` logger reads
-    those records. Only one replay may run in the process meanwhile (a fleet worker runs one bag at a
-    time).
-    """
-    handler = _SkipHandler(recorder)
-    log = logging.getLogger(logger)
-    old_level = log.level
-    if not log.isEnabledFor(logging.WARNING):
-        log.setLevel(logging.WARNING)
-    log.addHandler(handler)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(old_level)
-
-
-class _SkipHandler(logging.Handler):
-    def __init__(self, recorder: FrameRecorder) -> None:
-        super().__init__(level=logging.WARNING)
-        self.recorder = recorder
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args
-        if (
-            "skipping frame" in str(record.msg)
-            and isinstance(args, tuple)
-            and len(args) == 3
-            and isinstance(args[1], int)
-        ):
-            self.recorder.on_skip(str(args[0]), int(args[1]), str(args[2]))
 
 
 def write_table(table: Any, path: Path) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import CausalTuneError
-from causal_tune_ros.fleet.index import FrameRecorder, capture_skips, write_table
+from causal_tune_ros.fleet.index import FrameRecorder, write_table
 from causal_tune_ros.fleet.inputs import BagJob
 from causal_tune_ros.fleet.summary import BagResult
 from causal_tune_ros.replay.bag_io import STRING_TYPE, BagMessage, BagReader, deserialize
@@ -191,10 +191,13 @@ class BagProcessor:
             folder.mkdir(parents=True)
             with _WatchedBag(job.path, options.weather_topic, self.config.presets, recorder) as bag:
                 replayer = Replayer(
-                    self._proxy, options, band_presets=self.config.presets, on_frame=recorder.on_frame
+                    self._proxy,
+                    options,
+                    band_presets=self.config.presets,
+                    on_frame=recorder.on_frame,
+                    on_skip=recorder.on_skip,
                 )
-                with capture_skips(recorder):
-                    summary = replayer.run(bag, folder / "bag")
+                summary = replayer.run(bag, folder / "bag")
             result.fill(summary, seconds=time.perf_counter() - started)
             if recorder.skipped != summary.skipped:
                 result.note = (

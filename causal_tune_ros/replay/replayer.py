@@ -313,6 +313,8 @@ _DONE = object()
 #: Called after each processed frame is written (in the writing thread):
 #: ``(topic, stamp_ns, rgb, result, condition)``.
 FrameCallback = Callable[[str, int, np.ndarray, Any, str], None]
+#: ``on_skip(topic, stamp, reason)`` for a frame that was not segmented (corrupt, or the model failed).
+SkipCallback = Callable[[str, int, str], None]
 
 
 class _WeatherSource:
@@ -391,6 +393,8 @@ class Replayer:
         options: :class:`ReplayOptions`.
         band_presets: Condition -> band (default: :func:`causal_tune_ros.weather.load_band_presets`).
         on_frame: Optional callback per processed frame (runs in the writing thread, never the main one).
+        on_skip: Optional callback per skipped frame, ``(topic, stamp, reason)``; the reason starts with
+            "model failed" when the model failed, else the frame was corrupt (same thread as ``on_frame``).
     """
 
     def __init__(
@@ -399,6 +403,7 @@ class Replayer:
         options: ReplayOptions | None = None,
         band_presets: dict[str, Band] | None = None,
         on_frame: FrameCallback | None = None,
+        on_skip: SkipCallback | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.options = options or ReplayOptions()
@@ -409,6 +414,7 @@ class Replayer:
             band_presets = load_band_presets()
         self.band_presets = dict(band_presets)
         self.on_frame = on_frame
+        self.on_skip = on_skip
         self._stop = threading.Event()
 
     # ------------------------------------------------------------------------------------------ public
@@ -718,6 +724,8 @@ class Replayer:
                 stats.corrupt += 1
             stats.note(frame.stamp, frame.error)
             LOG.warning("%s: skipping frame at t=%d: %s", frame.topic, frame.stamp, frame.error)
+            if self.on_skip is not None:
+                self.on_skip(frame.topic, frame.stamp, frame.error)
             progress.update()
             return
         image_cls = msg_class(IMAGE_TYPE)
@@ -888,6 +896,7 @@ def replay_bag(
     options: ReplayOptions | None = None,
     band_presets: dict[str, Band] | None = None,
     on_frame: FrameCallback | None = None,
+    on_skip: SkipCallback | None = None,
 ) -> ReplaySummary:
     """Segment one bag into one new output bag: the reusable entry point of ``causal-tune replay``.
 
@@ -901,6 +910,7 @@ def replay_bag(
         options: :class:`ReplayOptions` (default: all defaults).
         band_presets: Condition -> band (default: the packaged presets).
         on_frame: Callback per processed frame (see :class:`Replayer`).
+        on_skip: Callback per skipped frame (see :class:`Replayer`).
 
     Returns:
         The :class:`ReplaySummary`.
@@ -909,7 +919,8 @@ def replay_bag(
         BagError: Unreadable input, missing topic, unsafe or existing output, write failure.
         ConfigError: Bad options.
     """
-    return Replayer(pipeline, options, band_presets=band_presets, on_frame=on_frame).run(in_bag, out_path)
+    replayer = Replayer(pipeline, options, band_presets=band_presets, on_frame=on_frame, on_skip=on_skip)
+    return replayer.run(in_bag, out_path)
 
 
 def run_in_worker(fn: Callable[[], T], on_interrupt: Callable[[], None] | None = None) -> T:

@@ -213,3 +213,29 @@ def test_frames_the_model_cannot_segment_are_counted(
     assert "non-finite" in summary.topics["/front/image_raw"].reasons[0]
     assert "2 failed in the model" in summary.format()
     assert summary.copied == 6  # the input is still copied in full
+
+
+def test_replay_bag_reports_every_frame_to_exactly_one_callback(
+    tmp_path: Path, write_camera_bag, tiny_checkpoint: Path, bagkit
+) -> None:
+    """``on_frame`` sees the segmented frames and ``on_skip`` the skipped ones, with topic, stamp, reason."""
+    from causal_tune_ros.replay import ReplayOptions, replay_bag
+    from causal_tune_ros.replay.command import build_pipeline
+
+    extra = _corrupt_messages(bagkit)
+    in_bag = write_camera_bag(tmp_path / "in", "mcap", frames=3, extra=extra)
+    pipeline, _ = build_pipeline(tiny_checkpoint, backend="eager", input_size="28x42")
+    done: list[tuple[str, int]] = []
+    skipped: list[tuple[str, int, str]] = []
+    summary = replay_bag(
+        pipeline,
+        in_bag,
+        tmp_path / "out",
+        ReplayOptions(weather="clear"),
+        on_frame=lambda topic, stamp, rgb, result, condition: done.append((topic, stamp)),
+        on_skip=lambda topic, stamp, reason: skipped.append((topic, stamp, reason)),
+    )
+    assert sorted((topic, stamp) for topic, stamp, _ in skipped) == sorted((t, s) for t, _, s, _ in extra)
+    assert all(reason for _, _, reason in skipped)
+    assert len(done) == 6 and not set(done) & {(t, s) for t, s, _ in skipped}
+    assert summary.skipped == 4
