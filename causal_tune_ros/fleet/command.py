@@ -120,7 +120,7 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
     Raises:
         ConfigError: Bad values.
     """
-    from causal_tune_ros.band import Band
+    from causal_tune_ros.band import parse_band
     from causal_tune_ros.fleet.cluster import Resources
     from causal_tune_ros.fleet.runner import FleetSettings
     from causal_tune_ros.fleet.worker import ModelSettings
@@ -135,13 +135,7 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
         raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
     if args.gpus_per_worker < 0 or args.cpus_per_worker <= 0:
         raise ConfigError("--gpus-per-worker must be >= 0 and --cpus-per-worker > 0")
-    band = None
-    if args.band:
-        try:
-            low, high = (float(v) for v in args.band.split(","))
-        except ValueError:
-            raise ConfigError(f"--band needs LOW,HIGH (e.g. 0.2,0.7), got {args.band!r}") from None
-        band = Band(low, high)
+    band = parse_band(args.band) if args.band else None
     device = args.device or ("cuda" if args.gpus_per_worker > 0 else "cpu")
     if device == "cuda" and args.gpus_per_worker <= 0:
         raise ConfigError("--device cuda needs --gpus-per-worker > 0 (Ray gives GPUs only to workers asking)")

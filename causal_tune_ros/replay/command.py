@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from causal_tune_ros.band import Band
+    from causal_tune_ros.band import parse_band
     from causal_tune_ros.errors import BagError
     from causal_tune_ros.replay.bag_io import BagReader
     from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, plan_replay
@@ -259,13 +259,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    band = None
-    if args.band:
-        try:
-            low, high = (float(v) for v in args.band.split(","))
-        except ValueError:
-            raise ConfigError(f"--band needs LOW,HIGH (e.g. 0.2,0.7), got {args.band!r}") from None
-        band = Band(low, high)
+    band = parse_band(args.band) if args.band else None
     presets = load_band_presets(args.bands)
     options = ReplayOptions(
         topics=args.topics,

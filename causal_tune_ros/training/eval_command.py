@@ -187,13 +187,13 @@ def _resolve_checkpoint(path: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; returns 0 on success (errors raise ``CausalTuneError`` and the CLI reports them)."""
-    from causal_tune_ros.band import Band
+    from causal_tune_ros.band import Band, parse_band
     from causal_tune_ros.classes import load_classes
     from causal_tune_ros.errors import ConfigError
     from causal_tune_ros.model.checkpoint import load_checkpoint, read_checkpoint_metadata
     from causal_tune_ros.training.config import DatasetConfig, EvalConfig, load_train_config
     from causal_tune_ros.training.distributed import cleanup, init_distributed
-    from causal_tune_ros.training.evaluate import evaluate_bands, format_markdown, parse_band, write_tables
+    from causal_tune_ros.training.evaluate import evaluate_bands, format_markdown, write_tables
     from causal_tune_ros.training.trainer import build_dataset_from_config
 
     eval_cfg = EvalConfig()

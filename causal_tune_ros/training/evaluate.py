@@ -48,20 +48,6 @@ def band_label(band: BandSetting) -> str:
     return "no band-pass" if band is None else f"band {band.low:g}-{band.high:g}"
 
 
-def parse_band(text: str) -> Band:
-    """Parse ``"r_low,r_high"`` (as given to ``--band``).
-
-    Raises:
-        ConfigError: If the text is not two numbers with ``0 < low < high <= 1``.
-    """
-    parts = [p.strip() for p in text.replace(" ", "").split(",")]
-    try:
-        low, high = (float(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"band {text!r}: expected r_low,r_high (e.g. 0.2,0.7)") from None
-    return Band(low, high)
-
-
 # ---------------------------------------------------------------------------------------------- results
 
 

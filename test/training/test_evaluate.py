@@ -14,7 +14,7 @@ from torch import nn
 from training_support import H, W, tiny_model
 
 from causal_tune_ros import cli
-from causal_tune_ros.band import Band
+from causal_tune_ros.band import Band, parse_band
 from causal_tune_ros.classes import load_classes
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.model.checkpoint import save_checkpoint
@@ -27,7 +27,6 @@ from causal_tune_ros.training.evaluate import (
     evaluate,
     evaluate_bands,
     format_markdown,
-    parse_band,
     predict_logits,
     sliding_window_logits,
     write_tables,
