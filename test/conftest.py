@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="torch_tensorrt or CUDA not available"))
         if "ros" in item.keywords and not has_ros:
             item.add_marker(pytest.mark.skip(reason="rclpy not installed (pip install '.[ros]')"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-contained (backbone embedded) random-init checkpoint: 2-block, 32-wide ViT, 19 classes.
+
+    Shared by the replay and fleet tests; the node and backend tests define their own.
+    """
+    import torch
+
+    from causal_tune_ros.classes import load_classes
+    from causal_tune_ros.model.causal_tune import CausalTuneSegmenter
+    from causal_tune_ros.model.checkpoint import save_checkpoint
+    from causal_tune_ros.model.dinov2 import DinoV2
+    from causal_tune_ros.model.heads import LightHead
+
+    torch.manual_seed(0)
+    backbone = DinoV2("vits14", embed_dim=32, depth=2, num_heads=2, img_size=56)
+    model = CausalTuneSegmenter(backbone, LightHead(32, 19, num_inputs=2, channels=16), num_tokens=8, rank=4)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    return save_checkpoint(
+        path,
+        model.eval(),
+        metadata={"purpose": "tests"},
+        include_backbone=True,
+        class_names=load_classes().names,
+        band=(0.2, 0.7),
+    )

@@ -14,31 +14,6 @@ from causal_tune_ros.synthetic.bag import drive_frames
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A self-contained random-init checkpoint: 2-block, 32-wide ViT, the 19 Cityscapes classes."""
-    import torch
-
-    from causal_tune_ros.classes import load_classes
-    from causal_tune_ros.model.causal_tune import CausalTuneSegmenter
-    from causal_tune_ros.model.checkpoint import save_checkpoint
-    from causal_tune_ros.model.dinov2 import DinoV2
-    from causal_tune_ros.model.heads import LightHead
-
-    torch.manual_seed(0)
-    backbone = DinoV2("vits14", embed_dim=32, depth=2, num_heads=2, img_size=56)
-    model = CausalTuneSegmenter(backbone, LightHead(32, 19, num_inputs=2, channels=16), num_tokens=8, rank=4)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    return save_checkpoint(
-        path,
-        model.eval(),
-        metadata={"purpose": "fleet tests"},
-        include_backbone=True,
-        class_names=load_classes().names,
-        band=(0.2, 0.7),
-    )
-
-
-@pytest.fixture(scope="session")
 def scenes() -> list[Any]:
     """Ten rendered synthetic frames (two per weather condition), reused by every test bag."""
     from causal_tune_ros.weather import CONDITIONS
