@@ -15,6 +15,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
+from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
 
 if TYPE_CHECKING:
     from causal_tune_ros.fleet.runner import FleetSettings
@@ -83,6 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="--weather auto: classify every N-th frame",
     )
+    replay.add_argument(
+        "--weather-min-seconds",
+        type=float,
+        default=DEFAULT_MIN_SECONDS,
+        metavar="S",
+        help="--weather auto: seconds of message time a new condition must hold (default: %(default)s)",
+    )
     replay.add_argument("--band", metavar="LOW,HIGH", help="force this band on every frame, e.g. 0.2,0.7")
     replay.add_argument("--bands", metavar="YAML", help="band presets (default: config/weather_bands.yaml)")
     replay.add_argument(
@@ -112,6 +121,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     replay.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
     replay.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
+    replay.add_argument(
+        "--bag-version",
+        type=int,
+        choices=BAG_VERSIONS,
+        default=DEFAULT_BAG_VERSION,
+        help="rosbag2 metadata version of the outputs: 8 (Humble and Jazzy) or 9 (default: %(default)s)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> FleetSettings:
@@ -157,6 +173,7 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
             weather=args.weather.strip().lower(),
             weather_topic=args.weather_topic,
             weather_every=args.weather_every,
+            weather_min_seconds=args.weather_min_seconds,
             band=band,
             max_frames=args.max_frames,
             every=args.every,
@@ -164,6 +181,7 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
             copy_input=not args.no_copy,
             storage=args.storage,
             threaded=args.io_threads == "on",
+            bag_version=args.bag_version,
         ),
         presets=load_band_presets(args.bands),
         workers=args.workers,
