@@ -136,11 +136,10 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
     Raises:
         ConfigError: Bad values.
     """
-    from causal_tune_ros.band import parse_band
     from causal_tune_ros.fleet.cluster import Resources
     from causal_tune_ros.fleet.runner import FleetSettings
     from causal_tune_ros.fleet.worker import ModelSettings
-    from causal_tune_ros.replay.replayer import ReplayOptions
+    from causal_tune_ros.replay.command import options_from_args
     from causal_tune_ros.weather import load_band_presets
 
     for name in ("workers", "every", "weather_every", "max_frames", "threads"):
@@ -151,7 +150,6 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
         raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
     if args.gpus_per_worker < 0 or args.cpus_per_worker <= 0:
         raise ConfigError("--gpus-per-worker must be >= 0 and --cpus-per-worker > 0")
-    band = parse_band(args.band) if args.band else None
     device = args.device or ("cuda" if args.gpus_per_worker > 0 else "cpu")
     if device == "cuda" and args.gpus_per_worker <= 0:
         raise ConfigError("--device cuda needs --gpus-per-worker > 0 (Ray gives GPUs only to workers asking)")
@@ -168,21 +166,8 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
             classes=args.classes,
             drivable_classes=args.drivable_classes,
         ),
-        options=ReplayOptions(
-            topics=args.topics,
-            weather=args.weather.strip().lower(),
-            weather_topic=args.weather_topic,
-            weather_every=args.weather_every,
-            weather_min_seconds=args.weather_min_seconds,
-            band=band,
-            max_frames=args.max_frames,
-            every=args.every,
-            overlay=not args.no_overlay,
-            copy_input=not args.no_copy,
-            storage=args.storage,
-            threaded=args.io_threads == "on",
-            bag_version=args.bag_version,
-        ),
+        # The fleet hands outputs over itself (never a per-bag overwrite) and writes no video.
+        options=options_from_args(args, overwrite=False, progress=True, video=None, video_fps=None),
         presets=load_band_presets(args.bands),
         workers=args.workers,
         address=args.ray_address,

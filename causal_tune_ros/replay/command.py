@@ -24,11 +24,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
+
+if TYPE_CHECKING:
+    from causal_tune_ros.replay.replayer import ReplayOptions
 
 HELP = "segment the camera topics of a rosbag2 (sqlite3 or mcap) into a new bag, offline (no ROS needed)"
 
@@ -250,36 +253,51 @@ def run(args: argparse.Namespace) -> int:
         return 143
 
 
-def _run(args: argparse.Namespace) -> int:
+def options_from_args(args: argparse.Namespace, **overrides: Any) -> ReplayOptions:
+    """:class:`ReplayOptions` from the parsed replay options (also used by ``causal-tune fleet``).
+
+    Options the namespace lacks (``video``, ``overwrite``, ``quiet`` ...) keep their defaults;
+    ``overrides`` replace fields.
+
+    Raises:
+        ConfigError: A malformed ``--band``.
+    """
     from causal_tune_ros.band import parse_band
+    from causal_tune_ros.replay.replayer import ReplayOptions
+
+    values: dict[str, Any] = {
+        "topics": args.topics,
+        "weather": args.weather.strip().lower(),
+        "weather_topic": args.weather_topic,
+        "weather_every": args.weather_every,
+        "weather_min_seconds": args.weather_min_seconds,
+        "band": parse_band(args.band) if args.band else None,
+        "max_frames": args.max_frames,
+        "every": args.every,
+        "video": getattr(args, "video", None),
+        "video_fps": getattr(args, "video_fps", None),
+        "overlay": not args.no_overlay,
+        "copy_input": not args.no_copy,
+        "storage": args.storage,
+        "overwrite": getattr(args, "overwrite", False),
+        "bag_version": args.bag_version,
+        "progress": not getattr(args, "quiet", False),
+        "threaded": args.io_threads == "on",
+    }
+    values.update(overrides)
+    return ReplayOptions(**values)
+
+
+def _run(args: argparse.Namespace) -> int:
     from causal_tune_ros.errors import BagError
     from causal_tune_ros.replay.bag_io import BagReader
-    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, plan_replay
+    from causal_tune_ros.replay.replayer import Replayer, plan_replay
     from causal_tune_ros.weather import load_band_presets
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    band = parse_band(args.band) if args.band else None
     presets = load_band_presets(args.bands)
-    options = ReplayOptions(
-        topics=args.topics,
-        weather=args.weather.strip().lower(),
-        weather_topic=args.weather_topic,
-        weather_every=args.weather_every,
-        weather_min_seconds=args.weather_min_seconds,
-        band=band,
-        max_frames=args.max_frames,
-        every=args.every,
-        video=args.video,
-        video_fps=args.video_fps,
-        overlay=not args.no_overlay,
-        copy_input=not args.no_copy,
-        storage=args.storage,
-        overwrite=args.overwrite,
-        bag_version=args.bag_version,
-        progress=not args.quiet,
-        threaded=args.io_threads == "on",
-    )
+    options = options_from_args(args)
     # Open the input and check everything that needs no model (topics, output path) before the model
     # is loaded or exported, which can take many seconds; the replay reuses the open bag.
     with BagReader(args.in_bag) as bag:
