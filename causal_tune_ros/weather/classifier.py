@@ -83,7 +83,7 @@ import cv2
 import numpy as np
 
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.weather.presets import CONDITIONS
+from causal_tune_ros.weather.conditions import CONDITIONS
 
 #: Width of the frame used for global statistics (area-averaged).
 SMALL_WIDTH = 64
