@@ -5,9 +5,11 @@ Modules:
 - ``segmentation_node``: the ``segmentation_node`` executable (plain node, always active).
 - ``lifecycle_node``: ``lifecycle_segmentation_node``, the managed variant.
 - ``command``: ``causal-tune node``.
-- ``core``: what both nodes do (subscriptions, worker, publishing, parameter handling);
+- ``core``: what both nodes do (subscriptions, worker, publishing);
+  ``parameter_updates``: run-time parameter changes (validate, then apply);
   ``model_loading``: parameters -> backend spec, log bridge.
-- ``parameters``: the parameter table, validation, declarations, generated YAML and docs.
+- ``parameters/``: the parameter table (``table``), the typed settings (``settings``), the rclpy
+  declarations (``declare``) and the generated YAML and docs (``docs``).
 - ``worker``: the latest-frame-only hand-off.
 - ``outputs``: publishers and output messages; ``diagnostics``: statistics and ``/diagnostics``.
 - ``weather_state``: the condition in force per ``weather.mode``; ``ground``: camera pose (params / TF).

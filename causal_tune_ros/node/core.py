@@ -7,7 +7,7 @@ managed node) and the diagnostics timer, ``activate`` creates the subscriptions 
 configure + activate in its constructor.
 
 One code path serves ROS 2 Humble and Jazzy: rclpy API that Humble lacks (the post-set parameter
-callback) is feature-detected, see :meth:`SegmentationCore._register_parameter_callbacks`.
+callback) is feature-detected, see :mod:`causal_tune_ros.node.parameter_updates`.
 
 Data flow (one way): image callback -> :class:`~causal_tune_ros.node.worker.LatestSlot` (only the newest
 message waits) -> worker thread: message -> RGB (imaging) -> condition -> band -> pipeline -> messages.
@@ -17,18 +17,18 @@ Callbacks only stash references, so the executor never waits for inference.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.logging import LoggingSeverity
+from rclpy.node import Node
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 
-from causal_tune_ros.backends import load_backend_with_fallback
-from causal_tune_ros.classes import ClassSet, load_classes
+from causal_tune_ros.backends import Backend, load_backend_with_fallback
 from causal_tune_ros.drivable import GridSpec, project_to_grid
 from causal_tune_ros.errors import (
     BackendError,
@@ -41,18 +41,12 @@ from causal_tune_ros.node.diagnostics import ErrorThrottle, NodeStats, build_sta
 from causal_tune_ros.node.ground import GroundPoseSource
 from causal_tune_ros.node.model_loading import RosLogHandler, backend_spec
 from causal_tune_ros.node.outputs import Outputs, confidence_image, occupancy_grid, sensor_qos
-from causal_tune_ros.node.parameters import (
-    NodeSettings,
-    declare_parameters,
-    plain_value,
-    restart_only_changes,
-    settings_from_values,
-    spec_by_name,
-    unknown_overrides,
-)
+from causal_tune_ros.node.parameter_updates import ParameterUpdates, drivable_class_ids, load_class_set
+from causal_tune_ros.node.parameters.declare import declare_parameters, unknown_overrides
+from causal_tune_ros.node.parameters.settings import NodeSettings, settings_from_values
 from causal_tune_ros.node.weather_state import WeatherSelector
 from causal_tune_ros.node.worker import FrameWorker
-from causal_tune_ros.pipeline import SegmentationPipeline
+from causal_tune_ros.pipeline import SegmentationPipeline, SegmentationResult
 
 #: Seconds between two log lines of the same error kind.
 ERROR_LOG_PERIOD_S = 5.0
@@ -64,23 +58,23 @@ class SegmentationCore:
     """The segmentation node's behaviour, attached to an rclpy node.
 
     Args:
-        node: A ``rclpy.node.Node`` or ``rclpy.lifecycle.LifecycleNode``; parameters are declared on it
-            right away.
+        node: A ``rclpy.node.Node`` or ``rclpy.lifecycle.LifecycleNode`` (a subclass); parameters are
+            declared on it right away.
 
     Raises:
         ConfigError: If the initial parameters (params file, ``-p``) are invalid.
     """
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Node) -> None:
         self.node = node
         self.log = node.get_logger()
-        self._values = declare_parameters(node)
+        values = declare_parameters(node)
         unknown = unknown_overrides(node)
         if unknown:
             self.log.warning(f"ignoring unknown parameter(s) (typo?): {', '.join(unknown)}")
-        self.settings = settings_from_values(self._values)
-        self.classes = self._load_classes(self.settings)
-        self._drivable_class_ids(self.settings, self.classes)  # fail early on unknown class names
+        self.settings = settings_from_values(values)
+        self.classes = load_class_set(self.settings)
+        drivable_class_ids(self.settings, self.classes)  # fail early on unknown class names
         self.stats = NodeStats()
         self._throttle = ErrorThrottle(ERROR_LOG_PERIOD_S)
         self.weather = WeatherSelector(
@@ -91,34 +85,19 @@ class SegmentationCore:
         self.pipeline: SegmentationPipeline | None = None
         self.backend_info: dict[str, Any] = {}
         self.warnings: list[str] = []
+        self.model_loads = 0
         self.outputs: Outputs | None = None
-        self._subscriptions: list[Any] = []
-        self._weather_sub: Any = None
-        self._timer: Any = None
+        self._subscriptions: list[Subscription] = []
+        self._weather_sub: Subscription | None = None
+        self._timer: Timer | None = None
         self._worker: FrameWorker | None = None
         self._published_condition: str | None = None
-        self._apply_lock = threading.Lock()
         self._log_handler = RosLogHandler(self.log)
         package_logger = logging.getLogger("causal_tune_ros")
         if package_logger.level == logging.NOTSET:
             package_logger.setLevel(logging.INFO)  # engine-build progress is logged at INFO
         package_logger.addHandler(self._log_handler)
-        self._register_parameter_callbacks(node)
-
-    def _register_parameter_callbacks(self, node: Any) -> None:
-        """Validate parameter changes before they are set and apply them once they are.
-
-        rclpy from Iron on (Jazzy) has a post-set callback; Humble's rclpy has only the on-set one, which
-        runs before the values are stored. There the change is validated and, if accepted, applied in the
-        same callback: rclpy checks ranges before calling it and stores the values right after it
-        succeeds, and the node reads values from its own copy, so both paths end in the same state.
-        """
-        post_set = getattr(node, "add_post_set_parameters_callback", None)
-        if post_set is not None:
-            node.add_on_set_parameters_callback(self._validate_parameters)
-            post_set(self._apply_parameters)
-        else:
-            node.add_on_set_parameters_callback(self._validate_and_apply_parameters)
+        self.parameters = ParameterUpdates(node, values, self)
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -150,6 +129,7 @@ class SegmentationCore:
                 f"{len(self.classes)} ({s.classes_file or 'packaged Cityscapes classes'}); set classes_file"
             )
         self.pipeline = self._build_pipeline(backend, s)
+        self.model_loads += 1
         self.backend_info = backend.describe()
         info = self.backend_info
         self.log.info(
@@ -298,7 +278,9 @@ class SegmentationCore:
     def _debug(self) -> bool:
         return self.log.get_effective_level() <= LoggingSeverity.DEBUG
 
-    def _publish(self, result: Any, header: Any, s: NodeSettings, outputs: Outputs) -> float | None:
+    def _publish(
+        self, result: SegmentationResult, header: Header, s: NodeSettings, outputs: Outputs
+    ) -> float | None:
         """Publish the class mask first (the latency-critical output), then the others.
 
         Returns:
@@ -319,7 +301,7 @@ class SegmentationCore:
         self.stats.record_frame(latency, float(result.model_seconds), float(result.total_seconds))
         return latency
 
-    def _publish_grid(self, mask: np.ndarray, header: Any, s: NodeSettings, outputs: Outputs) -> None:
+    def _publish_grid(self, mask: np.ndarray, header: Header, s: NodeSettings, outputs: Outputs) -> None:
         info = self._camera_info
         if info is None:
             return  # no intrinsics yet; the grid starts with the first camera_info
@@ -385,6 +367,7 @@ class SegmentationCore:
             "device": str(info.get("device", "")),
             "precision": str(info.get("precision", "")),
             "model_input": f"{size[0]}x{size[1]}",
+            "model_loads": str(self.model_loads),
             "condition": condition,
             "weather_mode": self.weather.mode,
             "band": f"{band.low:.3f},{band.high:.3f}",
@@ -420,80 +403,32 @@ class SegmentationCore:
 
     # ------------------------------------------------------------------------------------ parameters
 
-    def _validate_parameters(self, params: list[Any]) -> SetParametersResult:
-        """on-set callback: accept a change only if the whole resulting configuration is valid.
+    def apply_settings(self, new: NodeSettings, names: set[str]) -> None:
+        """Take accepted parameter values into use; nothing here rebuilds the model.
 
-        Restart-only parameters are refused first, before any value is looked at or any file (the class
-        list) is opened: any peer on the network can call the parameter service.
+        Args:
+            new: The settings after the change.
+            names: The parameters that were set.
         """
-        specs = spec_by_name()
-        candidate = dict(self._values)
-        for p in params:
-            if p.name in specs:
-                candidate[p.name] = plain_value(p.value)
-        fixed = restart_only_changes(self._values, candidate)
-        if fixed and self.configured:
-            return SetParametersResult(
-                successful=False,
-                reason=f"{', '.join(fixed)} cannot change while the model is loaded; restart the node "
-                "(lifecycle node: deactivate and clean up first)",
+        old = self.settings
+        if new.classes_file != old.classes_file:
+            self.classes = load_class_set(new)
+        pipeline_inputs = ("drivable_classes", "classes_file", "overlay_alpha")
+        changed = any(getattr(new, f) != getattr(old, f) for f in pipeline_inputs)
+        if changed and self.pipeline is not None:
+            # A new light pipeline object around the same loaded backend: no model reload.
+            self.pipeline = self._build_pipeline(self.pipeline.backend, new)
+        self.settings = new
+        weather_names = {n for n in names if n.startswith("weather.mode") or n.startswith("weather.auto")}
+        if weather_names or "weather.condition" in names:
+            self.weather.reconfigure(
+                new.weather_mode, new.weather_condition, new.auto_knobs, "weather.condition" in names
             )
-        try:
-            settings = settings_from_values(candidate)
-            same_file = settings.classes_file == self.settings.classes_file
-            classes = self.classes if same_file else self._load_classes(settings)
-            try:
-                self._drivable_class_ids(settings, classes)
-            except ConfigError:
-                if same_file:
-                    raise
-                # The names come from a file a peer named: do not list them back.
-                raise ConfigError(
-                    f"drivable.classes names a class that {settings.classes_file} does not list"
-                ) from None
-        except ConfigError as exc:
-            return SetParametersResult(successful=False, reason=clip_text(str(exc)))
-        return SetParametersResult(successful=True)
-
-    def _validate_and_apply_parameters(self, params: list[Any]) -> SetParametersResult:
-        """on-set callback where rclpy has no post-set callback (Humble): validate, then apply."""
-        result = self._validate_parameters(params)
-        if result.successful:
-            self._apply_parameters(params)
-        return result
-
-    def _apply_parameters(self, params: list[Any]) -> None:
-        """post-set callback: swap in the new settings; nothing here rebuilds the model."""
-        specs = spec_by_name()
-        names = {p.name for p in params if p.name in specs}
-        if not names:
-            return
-        with self._apply_lock:
-            for p in params:
-                if p.name in specs:
-                    self._values[p.name] = plain_value(p.value)
-            old, new = self.settings, settings_from_values(self._values)
-            if new.classes_file != old.classes_file:
-                self.classes = self._load_classes(new)
-            pipeline_inputs = ("drivable_classes", "classes_file", "overlay_alpha")
-            changed = any(getattr(new, f) != getattr(old, f) for f in pipeline_inputs)
-            if changed and self.pipeline is not None:
-                # A new light pipeline object around the same loaded backend: no model reload.
-                self.pipeline = self._build_pipeline(self.pipeline.backend, new)
-            self.settings = new
-            weather_names = {n for n in names if n.startswith("weather.mode") or n.startswith("weather.auto")}
-            if weather_names or "weather.condition" in names:
-                self.weather.reconfigure(
-                    new.weather_mode, new.weather_condition, new.auto_knobs, "weather.condition" in names
-                )
-                self._sync_weather_subscription(active=self.active)
-                self._publish_condition(self.weather.current)
-            if new.diagnostics_period != old.diagnostics_period and self._timer is not None:
-                self.node.destroy_timer(self._timer)
-                self._timer = self.node.create_timer(new.diagnostics_period, self.publish_diagnostics)
-        self.log.info(
-            clip_text("parameters set: " + ", ".join(f"{n}={self._values[n]!r}" for n in sorted(names)))
-        )
+            self._sync_weather_subscription(active=self.active)
+            self._publish_condition(self.weather.current)
+        if new.diagnostics_period != old.diagnostics_period and self._timer is not None:
+            self.node.destroy_timer(self._timer)
+            self._timer = self.node.create_timer(new.diagnostics_period, self.publish_diagnostics)
 
     def _sync_weather_subscription(self, active: bool) -> None:
         """Subscribe to ``weather`` exactly while active in topic mode."""
@@ -509,23 +444,7 @@ class SegmentationCore:
 
     # ------------------------------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _load_classes(settings: NodeSettings) -> ClassSet:
-        return load_classes(settings.classes_file or None)
-
-    @staticmethod
-    def _drivable_class_ids(settings: NodeSettings, classes: ClassSet) -> tuple[int, ...]:
-        """Train ids of ``drivable.classes`` (used to validate the names).
-
-        Raises:
-            ConfigError: Naming an unknown class.
-        """
-        try:
-            return tuple(classes.index(name) for name in settings.drivable_classes)
-        except ConfigError as exc:
-            raise ConfigError(f"drivable.classes: {exc}") from None
-
-    def _build_pipeline(self, backend: Any, settings: NodeSettings) -> SegmentationPipeline:
+    def _build_pipeline(self, backend: Backend, settings: NodeSettings) -> SegmentationPipeline:
         return SegmentationPipeline(
             backend,
             self.classes,
@@ -534,7 +453,7 @@ class SegmentationCore:
         )
 
 
-def _stamp_text(header: Any) -> str:
+def _stamp_text(header: Header) -> str:
     return f"{header.stamp.sec}.{header.stamp.nanosec:09d}"
 
 

@@ -8,12 +8,14 @@ subscribes to them (like image_transport does), so an unwatched overlay costs no
 from __future__ import annotations
 
 import array
-from typing import Any
 
 import cv2
 import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
+from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
@@ -67,7 +69,7 @@ def confidence_image(confidence: np.ndarray, encoding: str) -> np.ndarray:
     return cv2.convertScaleAbs(confidence, alpha=255.0)
 
 
-def occupancy_grid(cells: np.ndarray, grid: GridSpec, frame_id: str, stamp: Any) -> OccupancyGrid:
+def occupancy_grid(cells: np.ndarray, grid: GridSpec, frame_id: str, stamp: Time) -> OccupancyGrid:
     """A ``nav_msgs/OccupancyGrid`` of int8 cells (0 free, 100 occupied, -1 unknown).
 
     Args:
@@ -108,7 +110,7 @@ class Outputs:
         depth: Their history depth.
     """
 
-    def __init__(self, node: Any, reliability: str, depth: int) -> None:
+    def __init__(self, node: Node, reliability: str, depth: int) -> None:
         self._node = node
         qos = sensor_qos(reliability, depth)
         self.managed = hasattr(node, "create_lifecycle_publisher")
@@ -122,11 +124,11 @@ class Outputs:
         self.diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
 
     @staticmethod
-    def watched(publisher: Any) -> bool:
+    def watched(publisher: Publisher) -> bool:
         """Whether any subscription is matched to ``publisher``."""
         return publisher.get_subscription_count() > 0
 
-    def publish_image(self, publisher: Any, array_: np.ndarray, encoding: str, header: Header) -> None:
+    def publish_image(self, publisher: Publisher, array_: np.ndarray, encoding: str, header: Header) -> None:
         """Publish a numpy image with the given header."""
         publisher.publish(numpy_to_image(array_, encoding, header=header, msg_cls=Image))
 

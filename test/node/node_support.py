@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
-from rcl_interfaces.srv import DescribeParameters, ListParameters, SetParameters
+from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
@@ -146,10 +146,16 @@ class ParameterClient:
         self._set = node.create_client(SetParameters, f"{target}/set_parameters")
         self._list = node.create_client(ListParameters, f"{target}/list_parameters")
         self._describe = node.create_client(DescribeParameters, f"{target}/describe_parameters")
+        self._get = node.create_client(GetParameters, f"{target}/get_parameters")
 
     def wait_for_services(self, timeout: float) -> bool:
-        """Whether all three services appeared within ``timeout`` seconds each."""
-        return all(c.wait_for_service(timeout_sec=timeout) for c in (self._set, self._list, self._describe))
+        """Whether all four services appeared within ``timeout`` seconds each."""
+        clients = (self._set, self._list, self._describe, self._get)
+        return all(c.wait_for_service(timeout_sec=timeout) for c in clients)
+
+    def get_parameters(self, names: list[str]) -> Any:
+        """``GetParameters``; the response has ``values`` (ParameterValue messages, in order)."""
+        return self._get.call_async(GetParameters.Request(names=list(names)))
 
     def set_parameters(self, params: list[Parameter]) -> Any:
         """``SetParameters`` with ``params``; the response has ``results``."""
@@ -270,6 +276,22 @@ class Probe:
             assert time.monotonic() < deadline, "set_parameters timed out"
             time.sleep(0.01)
         return list(future.result().results)
+
+    def get_parameter(self, name: str, timeout: float = 20.0) -> Any:
+        """The value of one parameter, read through the node's ``get_parameters`` service."""
+        assert self.params.wait_for_services(timeout), "parameter services not available"
+        future = self.params.get_parameters([name])
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, "get_parameters timed out"
+            time.sleep(0.01)
+        (value,) = future.result().values
+        return parameter_value_to_python(value)
+
+    def next_diagnostics(self, timeout: float = 20.0) -> dict[str, str]:
+        """The values of the first diagnostics report published after this call."""
+        seen = self.count("diagnostics")
+        return diag_values(self.wait_for("diagnostics", timeout=timeout, start=seen))
 
 
 class Spinner:
