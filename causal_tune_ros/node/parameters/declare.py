@@ -52,12 +52,21 @@ def declare_parameters(node: Node) -> dict[str, Any]:
         ConfigError: If an override (params file, ``-p``) has the wrong type or is out of range.
     """
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+    from rclpy.parameter import Parameter
 
     values: dict[str, Any] = {}
     for spec in parameter_specs():
         default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        # rclpy cannot tell the type of an empty list (it guesses a byte array): declare those by type.
+        empty_array = isinstance(spec.default, tuple) and not spec.default
         try:
-            param = node.declare_parameter(spec.name, default, descriptor(spec))
+            if empty_array:
+                param = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor(spec))
+                if param.value is None:  # no override (or an empty one): set the empty default
+                    node.set_parameters([Parameter(spec.name, Parameter.Type.STRING_ARRAY, [])])
+                    param = node.get_parameter(spec.name)
+            else:
+                param = node.declare_parameter(spec.name, default, descriptor(spec))
         except InvalidParameterTypeException:
             got = node._parameter_overrides.get(spec.name)  # only way to show the offending value
             raise ConfigError(

@@ -57,6 +57,8 @@ def _yaml_scalar(value: Value) -> str:
 def parameters_yaml(node_key: str = "/**/segmentation_node") -> str:
     """``config/segmentation.yaml``: every parameter at its default, nested by dots, a comment each.
 
+    A parameter whose default is an empty list appears as a comment only (rcl cannot type ``[]``).
+
     Args:
         node_key: The node-name key (``/**/`` lets the file apply under any namespace).
 
@@ -88,7 +90,13 @@ def parameters_yaml(node_key: str = "/**/segmentation_node") -> str:
             comment += " Fixed while running."
         for text in textwrap.wrap(comment, width=108 - len(indent), break_on_hyphens=False):
             lines.append(f"{indent}# {text}")
-        lines.append(f"{indent}{leaf}: {_yaml_scalar(spec.default)}")
+        if spec.default == ():
+            # rcl's parser cannot type an empty list (a node declaring from overrides fails on it): the
+            # default stays the node's, and the file shows how to set it.
+            lines.append(f"{indent}# default []; for example:")
+            lines.append(f'{indent}# {leaf}: ["front", "rear"]')
+        else:
+            lines.append(f"{indent}{leaf}: {_yaml_scalar(spec.default)}")
     return "\n".join(lines) + "\n"
 
 

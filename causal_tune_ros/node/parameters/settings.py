@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from causal_tune_ros.band import Band
 from causal_tune_ros.drivable import GridSpec
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.node.parameters.table import AUTO_KNOBS, check_value, default_values, spec_by_name
+from causal_tune_ros.node.parameters.table import (
+    AUTO_KNOBS,
+    MAX_CAMERAS,
+    check_value,
+    default_values,
+    spec_by_name,
+)
 from causal_tune_ros.weather import CONDITIONS
+
+_CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class NodeSettings:
     """
 
     input_transport: str
+    cameras: tuple[str, ...]
+    cameras_max_wait_s: float
     reliability: str
     qos_depth: int
     output_reliability: str
@@ -111,11 +122,14 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
         )
     except ConfigError as exc:
         raise ConfigError(f"drivable.grid.resolution / width / length: {exc}") from None
+    cameras = _camera_names(v["cameras"])
     height, width = v["model.input_height"], v["model.input_width"]
     if (height == 0) != (width == 0):
         raise ConfigError("model.input_height and model.input_width must both be 0 or both be set")
     return NodeSettings(
         input_transport=v["input_transport"],
+        cameras=cameras,
+        cameras_max_wait_s=v["cameras_max_wait_ms"] * 1e-3,
         reliability=v["qos.reliability"],
         qos_depth=v["qos.depth"],
         output_reliability=v["qos.output_reliability"],
@@ -156,6 +170,26 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
         diagnostics_period=v["diagnostics.period"],
         autostart=v["autostart"],
     )
+
+
+def _camera_names(names: Sequence[str]) -> tuple[str, ...]:
+    """The ``cameras`` parameter checked: distinct plain names, at most :data:`MAX_CAMERAS`.
+
+    Raises:
+        ConfigError: Naming the offending entry.
+    """
+    names = tuple(names)
+    if len(names) > MAX_CAMERAS:
+        raise ConfigError(f"cameras: at most {MAX_CAMERAS} cameras, got {len(names)}")
+    for name in names:
+        if not _CAMERA_NAME.fullmatch(name):
+            raise ConfigError(
+                f"cameras: {name!r} is not a camera name (letters, digits and _, starting with a letter)"
+            )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"cameras: {', '.join(repeated)} named more than once")
+    return names
 
 
 def restart_only_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -26,12 +26,15 @@ BACKENDS = BACKEND_NAMES
 DEVICES = ("auto", *BACKEND_DEVICES)
 CONFIDENCE_ENCODINGS = ("mono8", "32FC1")
 WEATHER_MODES = ("fixed", "topic", "auto")
+#: Most cameras one multi-camera node batches.
+MAX_CAMERAS = 16
 
 __all__ = [
     "AUTO_KNOBS",
     "BACKENDS",
     "CONFIDENCE_ENCODINGS",
     "DEVICES",
+    "MAX_CAMERAS",
     "PRECISIONS",
     "RELIABILITIES",
     "TRANSPORTS",
@@ -142,6 +145,27 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
             "Subscribe to 'image' (sensor_msgs/Image) or 'image/compressed' (sensor_msgs/CompressedImage).",
             choices=TRANSPORTS,
             live=False,
+        ),
+        ParamSpec(
+            "cameras",
+            (),
+            "Camera names of the multi-camera node: per name, <name>/image (or <name>/image/compressed) "
+            "and <name>/camera_info in, ~/<name>/class_mask, overlay, confidence, drivable_mask and "
+            "drivable_grid out; one model, the newest frame of every camera batched into one forward. "
+            "[] = one camera on image / camera_info, outputs directly under ~/.",
+            constraints=f"at most {MAX_CAMERAS} distinct names of letters, digits and _, each starting with "
+            "a letter",
+            live=False,
+        ),
+        ParamSpec(
+            "cameras_max_wait_ms",
+            30.0,
+            "Multi-camera node: once a frame waits, how long to wait for the other cameras' frames before "
+            "the batch runs without them (a missing camera's place is filled so the batch shape stays the "
+            "same; it gets no outputs for that step). Bounds the delay a late camera adds to the others.",
+            low=0.0,
+            high=1000.0,
+            unit="ms",
         ),
         ParamSpec(
             "qos.reliability",
