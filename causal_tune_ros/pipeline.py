@@ -291,6 +291,13 @@ class SegmentationPipeline:
         Raises:
             ImageConversionError: For anything but a non-empty (H, W, 3) uint8 array.
         """
+        h, w = self.input_size
+        batch = np.empty((1, 3, h, w), dtype=np.float32)
+        self._preprocess_into(rgb, batch[0])
+        return batch
+
+    def _preprocess_into(self, rgb: np.ndarray, out: np.ndarray) -> None:
+        """Validate ``rgb``, resize it to the network input and write it scaled to [0, 1] into ``out``."""
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             shape = getattr(rgb, "shape", None)
             raise ImageConversionError(
@@ -302,9 +309,7 @@ class SegmentationPipeline:
         if rgb.shape[:2] != (h, w):
             shrinking = rgb.shape[0] * rgb.shape[1] > h * w
             rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        batch = np.empty((1, 3, h, w), dtype=np.float32)
-        np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=batch[0], dtype=np.float32)
-        return batch
+        np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=out, dtype=np.float32)
 
     def _check_classes(self) -> None:
         num = int(getattr(self.backend, "num_classes", 0) or 0)
@@ -338,21 +343,79 @@ class SegmentationPipeline:
             BackendError: Inference failure or non-finite (NaN / Inf) model output.
             ConfigError: Bad band, or a class set smaller than the model's outputs.
         """
+        return self.process_batch([rgb], band, overlay=overlay, confidence=confidence)[0]
+
+    def process_batch(
+        self,
+        rgbs: Sequence[np.ndarray],
+        band: Band | Sequence[float] | None = None,
+        overlay: bool = True,
+        confidence: bool = True,
+    ) -> list[SegmentationResult]:
+        """Segment several images (e.g. one per camera) with ONE backend call of batch ``len(rgbs)``.
+
+        The images may have different sizes: each is resized to the network input, and each result is
+        at its own image's resolution, with the same class ids as :meth:`process` on that image alone.
+        Every result's ``model_seconds`` is the time of the shared backend call and ``total_seconds``
+        the time of the whole batch.
+
+        Args:
+            rgbs: (H_i, W_i, 3) uint8 RGB images, at least one.
+            band: The band all images run with (default: the paper's ``Band()``).
+            overlay: Also render the palette overlays.
+            confidence: Also compute the confidence maps.
+
+        Returns:
+            One :class:`SegmentationResult` per image, in order.
+
+        Raises:
+            ImageConversionError: No images, or a bad image array (naming its position).
+            BackendError: Inference failure or non-finite (NaN / Inf) model output.
+            ConfigError: Bad band, or a class set smaller than the model's outputs.
+        """
         started = time.perf_counter()
         band = (
             band if isinstance(band, Band) else Band() if band is None else Band(*band_array(band).tolist())
         )
-        height, width = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
-        batch = self.preprocess(rgb)
+        if isinstance(rgbs, np.ndarray) or len(rgbs) == 0:
+            raise ImageConversionError("process_batch needs a non-empty sequence of (H, W, 3) images")
+        h, w = self.input_size
+        batch = np.empty((len(rgbs), 3, h, w), dtype=np.float32)
+        for index, rgb in enumerate(rgbs):
+            try:
+                self._preprocess_into(rgb, batch[index])
+            except ImageConversionError as exc:
+                if len(rgbs) == 1:
+                    raise
+                raise ImageConversionError(f"image {index}: {exc}") from exc
         model_started = time.perf_counter()
         logits = self.backend.infer(batch, band)
         model_seconds = time.perf_counter() - model_started
         if not self._checked_classes:
             self._check_classes()
-        logits = logits[0]
         if not np.isfinite(logits).all():
             bad = int(logits.size - np.isfinite(logits).sum())
             raise BackendError(f"the model produced {bad} non-finite logits (NaN/Inf) of {logits.size}")
+        outputs = [self._postprocess(logits[i], rgb, overlay, confidence) for i, rgb in enumerate(rgbs)]
+        total_seconds = time.perf_counter() - started
+        return [
+            SegmentationResult(
+                class_mask=class_mask,
+                confidence=conf,
+                overlay=blended,
+                drivable_mask=drivable,
+                model_seconds=model_seconds,
+                total_seconds=total_seconds,
+                band=band,
+            )
+            for class_mask, conf, blended, drivable in outputs
+        ]
+
+    def _postprocess(
+        self, logits: np.ndarray, rgb: np.ndarray, overlay: bool, confidence: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """One image's ``(class_mask, confidence, overlay, drivable)`` from its (K, h, w) logits (numpy)."""
+        height, width = rgb.shape[:2]
         if self.upsample == "bilinear":
             class_mask = upsample_argmax(logits, (height, width))
         else:
@@ -368,12 +431,4 @@ class SegmentationPipeline:
             blended = cv2.addWeighted(
                 rgb, 1.0 - self.overlay_alpha, colours, self.overlay_alpha, 0.0, dst=colours
             )
-        return SegmentationResult(
-            class_mask=class_mask,
-            confidence=conf,
-            overlay=blended,
-            drivable_mask=drivable,
-            model_seconds=model_seconds,
-            total_seconds=time.perf_counter() - started,
-            band=band,
-        )
+        return class_mask, conf, blended, drivable
