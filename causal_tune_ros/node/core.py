@@ -337,6 +337,7 @@ class SegmentationCore:
         if s.cameras:
             values["cameras"] = ",".join(s.cameras)
             values["batch_size"] = str(len(s.cameras))
+            values["forwards"] = str(self._processor.forwards)
             values["cameras_max_wait_ms"] = f"{s.cameras_max_wait_s * 1e3:g}"
         if self.warnings:
             values["backend_warning"] = "; ".join(self.warnings)

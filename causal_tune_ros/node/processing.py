@@ -77,10 +77,14 @@ class FrameProcessor:
 
     Args:
         core: The node's core (settings, pipeline, outputs, weather, error reporting).
+
+    Attributes:
+        forwards: Batches run through the model (multi-camera node), for diagnostics.
     """
 
     def __init__(self, core: SegmentationCore) -> None:
         self.core = core
+        self.forwards = 0
 
     # ------------------------------------------------------------------------------------ one frame
 
@@ -160,6 +164,7 @@ class FrameProcessor:
         except CausalTuneError as exc:
             self._failed(exc, [(stream, msg) for stream, msg, _ in frames])
             return
+        self.forwards += 1
         core.note_condition(condition)
         for stream, msg, _ in frames:
             self._publish(stream, results[stream.index], msg.header, s)
