@@ -122,7 +122,7 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
         )
     except ConfigError as exc:
         raise ConfigError(f"drivable.grid.resolution / width / length: {exc}") from None
-    cameras = _camera_names(v["cameras"])
+    cameras = camera_names(v["cameras"])
     height, width = v["model.input_height"], v["model.input_width"]
     if (height == 0) != (width == 0):
         raise ConfigError("model.input_height and model.input_width must both be 0 or both be set")
@@ -172,7 +172,7 @@ def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
     )
 
 
-def _camera_names(names: Sequence[str]) -> tuple[str, ...]:
+def camera_names(names: Sequence[str]) -> tuple[str, ...]:
     """The ``cameras`` parameter checked: distinct plain names, at most :data:`MAX_CAMERAS`.
 
     Raises:
