@@ -367,12 +367,13 @@ class SegmentationCore:
             )
         ]
         if self.settings.cameras:
+            image = "image/compressed" if self.settings.input_transport == "compressed" else "image"
             for stream in self.streams:
                 i = stream.index
                 snap = stream.stats.snapshot(batcher.dropped[i] if batcher is not None else 0)
                 info = {
                     "camera": stream.name,
-                    "image_topic": self.node.resolve_topic_name(stream.topic("image")),
+                    "image_topic": self.node.resolve_topic_name(stream.topic(image)),
                     "frames_missed": str(batcher.missed[i] if batcher is not None else 0),
                 }
                 statuses.append(build_status(f"{name}: camera {stream.name}", device, snap, info, []))
