@@ -4,6 +4,7 @@
     ros2 launch causal_tune_ros segmentation.launch.py camera:=/front/image_raw transport:=compressed \
         params_file:=/path/to/my.yaml use_sim_time:=true rviz:=true namespace:=front
     ros2 launch causal_tune_ros segmentation.launch.py lifecycle:=true   # managed node, driven to active
+    ros2 launch causal_tune_ros segmentation.launch.py cameras:=front,rear rviz:=true   # one node, 2 cameras
 
 Works the same on ROS 2 Humble and Jazzy.
 
@@ -11,12 +12,16 @@ Arguments:
     camera: Raw image topic. The node subscribes to it (transport raw) or to ``<camera>/compressed``
         (transport compressed), and to ``camera_info`` beside it (``<camera dir>/camera_info``).
         A relative name resolves in ``namespace``.
+    cameras: Camera names for the multi-camera node (``front,rear``; default empty: one camera, from
+        ``camera``). Sets the ``cameras`` parameter; each camera's topics come from ``camera_pattern``.
+    camera_pattern: Raw image topic of each camera of ``cameras``, ``{name}`` standing for its name
+        (default ``/{name}/image_raw``); ``<topic>/compressed`` and the sibling ``camera_info`` follow.
     transport: raw | compressed (sets the ``input_transport`` parameter).
     params_file: Parameter YAML (default: the package's config/segmentation.yaml).
     use_sim_time: Follow /clock, e.g. for ``ros2 bag play --clock``.
     rviz: Also start RViz (needs the rviz2 package, which the package does not depend on) with
-        config/rviz/segmentation.rviz, its topics rewritten for ``camera``, ``namespace`` and
-        ``node_name``.
+        config/rviz/segmentation.rviz, its topics rewritten for ``camera`` (with ``cameras``: one overlay
+        image and one grid display per camera), ``namespace`` and ``node_name``.
     namespace: Namespace for the node (its outputs become /<namespace>/<node_name>/...).
     node_name: Name of the node (default segmentation_node; the params file's ``/**/segmentation_node``
         key only matches that name).
@@ -48,7 +53,12 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from causal_tune_ros.node.launch_support import camera_remappings, rviz_config_text
+from causal_tune_ros.node.launch_support import (
+    camera_remappings,
+    multi_camera_remappings,
+    parse_cameras,
+    rviz_config_text,
+)
 from launch import LaunchDescription
 
 PACKAGE = "causal_tune_ros"
@@ -61,20 +71,27 @@ def _flag(context, name: str) -> bool:
 def _node(context, *args, **kwargs) -> list:
     """The segmentation node; with ``lifecycle:=true`` the managed one plus configure/activate events."""
     camera = LaunchConfiguration("camera").perform(context)
+    cameras = parse_cameras(LaunchConfiguration("cameras").perform(context))
+    weather = LaunchConfiguration("weather_topic").perform(context)
     transport = LaunchConfiguration("transport").perform(context)
     if transport not in ("raw", "compressed"):
         raise RuntimeError(f"transport must be raw or compressed, got {transport!r}")
+    overrides = {"input_transport": transport, "use_sim_time": _flag(context, "use_sim_time")}
+    if cameras:  # only when set: an empty list cannot be typed in a params file
+        overrides["cameras"] = list(cameras)
+        remappings = multi_camera_remappings(
+            cameras, LaunchConfiguration("camera_pattern").perform(context), weather
+        )
+    else:
+        remappings = camera_remappings(camera, weather)
     common = dict(
         package=PACKAGE,
         name=LaunchConfiguration("node_name").perform(context),
         namespace=LaunchConfiguration("namespace").perform(context),
         output="screen",
         emulate_tty=True,
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {"input_transport": transport, "use_sim_time": _flag(context, "use_sim_time")},
-        ],
-        remappings=camera_remappings(camera, LaunchConfiguration("weather_topic").perform(context)),
+        parameters=[LaunchConfiguration("params_file"), overrides],
+        remappings=remappings,
     )
     if not _flag(context, "lifecycle"):
         return [Node(executable="segmentation_node", **common)]
@@ -114,6 +131,8 @@ def _rviz(context, *args, **kwargs) -> list:
             camera=LaunchConfiguration("camera").perform(context),
             namespace=LaunchConfiguration("namespace").perform(context),
             node_name=LaunchConfiguration("node_name").perform(context),
+            cameras=parse_cameras(LaunchConfiguration("cameras").perform(context)),
+            camera_pattern=LaunchConfiguration("camera_pattern").perform(context),
         )
     fd, path = tempfile.mkstemp(prefix="causal_tune_", suffix=".rviz")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -150,6 +169,14 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             DeclareLaunchArgument("camera", default_value="/camera/image_raw", description="raw image topic"),
+            DeclareLaunchArgument(
+                "cameras", default_value="", description="camera names for one multi-camera node (front,rear)"
+            ),
+            DeclareLaunchArgument(
+                "camera_pattern",
+                default_value="/{name}/image_raw",
+                description="raw image topic of each camera of 'cameras' ({name} = its name)",
+            ),
             DeclareLaunchArgument(
                 "transport", default_value="raw", choices=["raw", "compressed"], description="image transport"
             ),

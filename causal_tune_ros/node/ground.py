@@ -9,11 +9,15 @@ fails, the parameters are used and the reason is returned so the node can warn a
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING
 
 from causal_tune_ros.drivable import GroundPose
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.node.parameters import CameraMount
+from causal_tune_ros.node.parameters.settings import CameraMount
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+    from std_msgs.msg import Header
 
 
 def tf_available() -> bool:
@@ -42,7 +46,7 @@ class GroundPoseSource:
         node: The rclpy node (used to create the TF listener).
     """
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Node) -> None:
         self._node = node
         self._buffer = None
         self._listener = None
@@ -55,7 +59,7 @@ class GroundPoseSource:
             self._listener = tf2_ros.TransformListener(self._buffer, self._node, spin_thread=False)
 
     def pose(
-        self, mount: CameraMount, use_tf: bool, target_frame: str, header: Any
+        self, mount: CameraMount, use_tf: bool, target_frame: str, header: Header
     ) -> tuple[GroundPose, str]:
         """The pose for one image.
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from causal_tune_ros.backends import BackendSpec, recorded_input_size
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.node.parameters import NodeSettings
+from causal_tune_ros.node.parameters.settings import NodeSettings
 from causal_tune_ros.resources import data_path
+
+if TYPE_CHECKING:
+    from rclpy.impl.rcutils_logger import RcutilsLogger
 
 DEMO_MODEL = ("models", "demo", "causal_tune_demo.safetensors")
 
@@ -16,7 +19,7 @@ DEMO_MODEL = ("models", "demo", "causal_tune_demo.safetensors")
 class RosLogHandler(logging.Handler):
     """Forwards the package's Python ``logging`` records (backends, engine builds) to the node's logger."""
 
-    def __init__(self, ros_logger: Any) -> None:
+    def __init__(self, ros_logger: RcutilsLogger) -> None:
         super().__init__(level=logging.INFO)
         self._ros_logger = ros_logger
 

@@ -1,4 +1,4 @@
-"""The node's publishers and the messages it builds from a segmentation result.
+"""The node's publishers (per camera and per node) and the messages it builds from a segmentation result.
 
 Every output copies the input image's header (stamp and frame_id), except the drivable grid, which keeps
 the stamp but lives in ``drivable.frame``. Optional outputs are computed and published only while someone
@@ -8,12 +8,14 @@ subscribes to them (like image_transport does), so an unwatched overlay costs no
 from __future__ import annotations
 
 import array
-from typing import Any
 
 import cv2
 import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
+from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
@@ -67,7 +69,7 @@ def confidence_image(confidence: np.ndarray, encoding: str) -> np.ndarray:
     return cv2.convertScaleAbs(confidence, alpha=255.0)
 
 
-def occupancy_grid(cells: np.ndarray, grid: GridSpec, frame_id: str, stamp: Any) -> OccupancyGrid:
+def occupancy_grid(cells: np.ndarray, grid: GridSpec, frame_id: str, stamp: Time) -> OccupancyGrid:
     """A ``nav_msgs/OccupancyGrid`` of int8 cells (0 free, 100 occupied, -1 unknown).
 
     Args:
@@ -95,6 +97,46 @@ def occupancy_grid(cells: np.ndarray, grid: GridSpec, frame_id: str, stamp: Any)
     return msg
 
 
+class StreamOutputs:
+    """The image-rate publishers of one camera: ``~/[<camera>/]class_mask``, overlay, confidence, ...
+
+    Args:
+        node: The rclpy node (plain or managed: a managed node gets lifecycle publishers).
+        qos: Their QoS.
+        camera: Camera name ('' = the single-camera topics directly under ``~/``).
+    """
+
+    def __init__(self, node: Node, qos: QoSProfile, camera: str = "") -> None:
+        self._node = node
+        self.camera = camera
+        self.managed = hasattr(node, "create_lifecycle_publisher")
+        create = node.create_lifecycle_publisher if self.managed else node.create_publisher
+        prefix = f"~/{camera}/" if camera else "~/"
+        self.class_mask = create(Image, f"{prefix}class_mask", qos)
+        self.overlay = create(Image, f"{prefix}overlay", qos)
+        self.confidence = create(Image, f"{prefix}confidence", qos)
+        self.drivable_mask = create(Image, f"{prefix}drivable_mask", qos)
+        self.drivable_grid = create(OccupancyGrid, f"{prefix}drivable_grid", qos)
+
+    @staticmethod
+    def watched(publisher: Publisher) -> bool:
+        """Whether any subscription is matched to ``publisher``."""
+        return publisher.get_subscription_count() > 0
+
+    @staticmethod
+    def publish_image(publisher: Publisher, array_: np.ndarray, encoding: str, header: Header) -> None:
+        """Publish a numpy image with the given header."""
+        publisher.publish(numpy_to_image(array_, encoding, header=header, msg_cls=Image))
+
+    def destroy(self) -> None:
+        """Destroy the publishers."""
+        for pub in (self.class_mask, self.overlay, self.confidence, self.drivable_mask, self.drivable_grid):
+            if self.managed:
+                self._node.destroy_lifecycle_publisher(pub)
+            else:
+                self._node.destroy_publisher(pub)
+
+
 class Outputs:
     """Creates, owns and destroys the node's publishers.
 
@@ -106,29 +148,18 @@ class Outputs:
         node: The rclpy node (plain or managed).
         reliability: ``best_effort`` or ``reliable`` for the image-rate outputs.
         depth: Their history depth.
+        cameras: Camera names; ``()`` = one unnamed camera with its outputs directly under ``~/``.
+
+    Attributes:
+        streams: One :class:`StreamOutputs` per camera, in order.
     """
 
-    def __init__(self, node: Any, reliability: str, depth: int) -> None:
+    def __init__(self, node: Node, reliability: str, depth: int, cameras: tuple[str, ...] = ()) -> None:
         self._node = node
         qos = sensor_qos(reliability, depth)
-        self.managed = hasattr(node, "create_lifecycle_publisher")
-        create_stream = node.create_lifecycle_publisher if self.managed else node.create_publisher
-        self.class_mask = create_stream(Image, "~/class_mask", qos)
-        self.overlay = create_stream(Image, "~/overlay", qos)
-        self.confidence = create_stream(Image, "~/confidence", qos)
-        self.drivable_mask = create_stream(Image, "~/drivable_mask", qos)
-        self.drivable_grid = create_stream(OccupancyGrid, "~/drivable_grid", qos)
+        self.streams = [StreamOutputs(node, qos, camera) for camera in (cameras or ("",))]
         self.weather = node.create_publisher(String, "~/weather", LATCHED_QOS)
         self.diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
-
-    @staticmethod
-    def watched(publisher: Any) -> bool:
-        """Whether any subscription is matched to ``publisher``."""
-        return publisher.get_subscription_count() > 0
-
-    def publish_image(self, publisher: Any, array_: np.ndarray, encoding: str, header: Header) -> None:
-        """Publish a numpy image with the given header."""
-        publisher.publish(numpy_to_image(array_, encoding, header=header, msg_cls=Image))
 
     def publish_weather(self, condition: str) -> None:
         """Publish the condition in force on ``~/weather``."""
@@ -136,11 +167,7 @@ class Outputs:
 
     def destroy(self) -> None:
         """Destroy every publisher."""
-        streams = (self.class_mask, self.overlay, self.confidence, self.drivable_mask, self.drivable_grid)
-        for pub in streams:
-            if self.managed:
-                self._node.destroy_lifecycle_publisher(pub)
-            else:
-                self._node.destroy_publisher(pub)
+        for stream in self.streams:
+            stream.destroy()
         self._node.destroy_publisher(self.weather)
         self._node.destroy_publisher(self.diagnostics)

@@ -9,7 +9,7 @@ to a plain (always active) rclpy node.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,9 @@ class SegmentationNode(Node):
         super().destroy_node()
 
 
-def run_node(node_factory: Any, argv: Sequence[str] | None, prog: str, managed: bool = False) -> int:
+def run_node(
+    node_factory: Callable[[], Node], argv: Sequence[str] | None, prog: str, managed: bool = False
+) -> int:
     """Init rclpy with ``argv``, build a node, spin it until Ctrl-C / shutdown, clean up.
 
     ``-h`` / ``--help`` before ``--ros-args`` prints the usage and returns without starting anything.

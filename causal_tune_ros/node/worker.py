@@ -10,9 +10,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Mailbox(Protocol[T_co]):
+    """What :class:`FrameWorker` takes its items from (a :class:`LatestSlot`, or a camera batcher)."""
+
+    def take(self, timeout: float | None = None) -> T_co | None:
+        """The next item; None on timeout or once closed."""
+        ...
+
+    def close(self) -> None:
+        """Wake every waiter; ``take`` returns None from now on."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        ...
 
 
 class LatestSlot(Generic[T]):
@@ -86,7 +104,7 @@ class LatestSlot(Generic[T]):
 
 
 class FrameWorker(Generic[T]):
-    """A daemon thread that feeds the newest item of a :class:`LatestSlot` to a handler, one at a time.
+    """A daemon thread that feeds the newest item of a :class:`Mailbox` to a handler, one at a time.
 
     The handler must not raise; if it does anyway, ``on_error`` gets the exception and the worker goes
     on with the next item (a bug in one frame never stops the node).
@@ -95,6 +113,7 @@ class FrameWorker(Generic[T]):
         handler: Called with each item taken from the slot, in the worker thread.
         on_error: Called with an exception that escaped ``handler``.
         name: Thread name (shows in debuggers and ``py-spy``).
+        mailbox: Where items come from; default a fresh :class:`LatestSlot` fed by :meth:`submit`.
     """
 
     def __init__(
@@ -102,8 +121,9 @@ class FrameWorker(Generic[T]):
         handler: Callable[[T], None],
         on_error: Callable[[BaseException], None],
         name: str = "segmentation-worker",
+        mailbox: Mailbox[T] | None = None,
     ) -> None:
-        self.slot: LatestSlot[T] = LatestSlot()
+        self.slot: Mailbox[T] = mailbox if mailbox is not None else LatestSlot()
         self._handler = handler
         self._on_error = on_error
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -114,7 +134,13 @@ class FrameWorker(Generic[T]):
         self._thread.start()
 
     def submit(self, item: T) -> bool:
-        """Hand ``item`` over without waiting; returns True if an older waiting item was dropped."""
+        """Hand ``item`` over without waiting; returns True if an older waiting item was dropped.
+
+        Raises:
+            TypeError: If the worker was given a mailbox other than a :class:`LatestSlot`.
+        """
+        if not isinstance(self.slot, LatestSlot):
+            raise TypeError("submit() needs the default LatestSlot mailbox; put into the mailbox instead")
         return self.slot.put(item)
 
     @property

@@ -90,7 +90,7 @@ def make_node(ros_context: None, tiny_checkpoint: Path) -> Iterator[Callable[...
             namespace=ns, parameter_overrides=node_overrides(checkpoint or tiny_checkpoint, **params)
         )
         probe_node = Node(f"probe_{suffix}", namespace=ns)
-        probe = Probe(probe_node, ns)
+        probe = Probe(probe_node, ns, cameras=tuple(params.get("cameras", ())))
         spinner = Spinner(node, probe_node)
         created.append((node, probe_node, spinner))
         probe.wait_connected()

@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
-from rcl_interfaces.srv import DescribeParameters, ListParameters, SetParameters
+from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
@@ -146,10 +146,16 @@ class ParameterClient:
         self._set = node.create_client(SetParameters, f"{target}/set_parameters")
         self._list = node.create_client(ListParameters, f"{target}/list_parameters")
         self._describe = node.create_client(DescribeParameters, f"{target}/describe_parameters")
+        self._get = node.create_client(GetParameters, f"{target}/get_parameters")
 
     def wait_for_services(self, timeout: float) -> bool:
-        """Whether all three services appeared within ``timeout`` seconds each."""
-        return all(c.wait_for_service(timeout_sec=timeout) for c in (self._set, self._list, self._describe))
+        """Whether all four services appeared within ``timeout`` seconds each."""
+        clients = (self._set, self._list, self._describe, self._get)
+        return all(c.wait_for_service(timeout_sec=timeout) for c in clients)
+
+    def get_parameters(self, names: list[str]) -> Any:
+        """``GetParameters``; the response has ``values`` (ParameterValue messages, in order)."""
+        return self._get.call_async(GetParameters.Request(names=list(names)))
 
     def set_parameters(self, params: list[Parameter]) -> Any:
         """``SetParameters`` with ``params``; the response has ``results``."""
@@ -172,10 +178,16 @@ class Probe:
         node: The probe's own rclpy node.
         ns: The segmentation node's namespace.
         node_name: The segmentation node's name.
+        cameras: Camera names of a multi-camera node: per camera, publishers ``camera_pubs[name]`` and
+            ``camera_info_pubs[name]``, outputs recorded as ``<name>/class_mask``, ... and the camera's
+            diagnostics status as ``diagnostics/<name>``.
     """
 
-    def __init__(self, node: Node, ns: str, node_name: str = "segmentation_node") -> None:
+    def __init__(
+        self, node: Node, ns: str, node_name: str = "segmentation_node", cameras: tuple[str, ...] = ()
+    ) -> None:
         self.node = node
+        self.cameras = tuple(cameras)
         self.ns = ns
         self.target = f"{ns}/{node_name}"
         self._cond = threading.Condition()
@@ -186,6 +198,14 @@ class Probe:
         self.weather_pub = node.create_publisher(String, f"{ns}/weather", RELIABLE)
         for name, msg_type in OUTPUT_TYPES.items():
             node.create_subscription(msg_type, f"{self.target}/{name}", self._recorder(name), RELIABLE)
+        self.camera_pubs = {c: node.create_publisher(Image, f"{ns}/{c}/image", RELIABLE) for c in cameras}
+        self.camera_info_pubs = {
+            c: node.create_publisher(CameraInfo, f"{ns}/{c}/camera_info", RELIABLE) for c in cameras
+        }
+        for camera in cameras:
+            for name, msg_type in OUTPUT_TYPES.items():
+                topic, key = f"{self.target}/{camera}/{name}", f"{camera}/{name}"
+                node.create_subscription(msg_type, topic, self._recorder(key), RELIABLE)
         node.create_subscription(String, f"{self.target}/weather", self._recorder("weather"), LATCHED)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
         self.params = ParameterClient(node, self.target)
@@ -201,7 +221,10 @@ class Probe:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self._cond:
             for status in msg.status:
-                if status.name.startswith(self.target + ":"):
+                camera = status.name.removeprefix(f"{self.target}: camera ")
+                if camera != status.name:
+                    self.messages[f"diagnostics/{camera}"].append(status)
+                elif status.name.startswith(self.target + ":"):
                     self.messages["diagnostics"].append(status)
             self._cond.notify_all()
 
@@ -245,12 +268,23 @@ class Probe:
         """The first diagnostics status of the target whose values (dict) and status satisfy ``predicate``."""
         return self.wait_for("diagnostics", lambda s: predicate(diag_values(s), s), timeout)
 
+    def wait_camera_diagnostics(
+        self, camera: str, predicate: Callable[[dict[str, str], Any], bool], timeout: float = 20.0
+    ) -> Any:
+        """The first diagnostics status of ``camera`` (multi-camera node) that satisfies ``predicate``."""
+        return self.wait_for(f"diagnostics/{camera}", lambda s: predicate(diag_values(s), s), timeout)
+
     def wait_connected(self, timeout: float = 20.0) -> None:
         """Wait until the node subscribes to our image topics and our recorders are matched."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             inputs = self.image_pub.get_subscription_count() + self.compressed_pub.get_subscription_count()
             outputs = self.node.count_publishers(f"{self.target}/class_mask")
+            if self.cameras:
+                inputs = min(p.get_subscription_count() for p in self.camera_pubs.values())
+                outputs = min(
+                    self.node.count_publishers(f"{self.target}/{c}/class_mask") for c in self.cameras
+                )
             if inputs and outputs:
                 return
             time.sleep(0.05)
@@ -270,6 +304,22 @@ class Probe:
             assert time.monotonic() < deadline, "set_parameters timed out"
             time.sleep(0.01)
         return list(future.result().results)
+
+    def get_parameter(self, name: str, timeout: float = 20.0) -> Any:
+        """The value of one parameter, read through the node's ``get_parameters`` service."""
+        assert self.params.wait_for_services(timeout), "parameter services not available"
+        future = self.params.get_parameters([name])
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, "get_parameters timed out"
+            time.sleep(0.01)
+        (value,) = future.result().values
+        return parameter_value_to_python(value)
+
+    def next_diagnostics(self, timeout: float = 20.0) -> dict[str, str]:
+        """The values of the first diagnostics report published after this call."""
+        seen = self.count("diagnostics")
+        return diag_values(self.wait_for("diagnostics", timeout=timeout, start=seen))
 
 
 class Spinner:

@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.node.launch_support import camera_remappings, resolve_topic, rviz_config_text
+from causal_tune_ros.node.launch_support import (
+    camera_remappings,
+    multi_camera_remappings,
+    parse_cameras,
+    resolve_topic,
+    rviz_config_text,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RVIZ = ROOT / "config" / "rviz" / "segmentation.rviz"
@@ -81,6 +87,43 @@ def test_topic_resolution_and_remappings() -> None:
         rviz_config_text("not: [an rviz config")
 
 
+def test_camera_list_argument_and_its_remappings() -> None:
+    for text in ("front,rear", "front rear", "[front, rear]", " 'front', 'rear' "):
+        assert parse_cameras(text) == ("front", "rear"), text
+    assert parse_cameras("") == ()
+    for bad in ("front,front", "1st", "front/left"):
+        with pytest.raises(ConfigError):
+            parse_cameras(bad)
+    assert dict(multi_camera_remappings(["front", "rear"], "/{name}/image_raw", "weather")) == {
+        "front/image": "/front/image_raw",
+        "front/image/compressed": "/front/image_raw/compressed",
+        "front/camera_info": "/front/camera_info",
+        "rear/image": "/rear/image_raw",
+        "rear/image/compressed": "/rear/image_raw/compressed",
+        "rear/camera_info": "/rear/camera_info",
+        "weather": "weather",
+    }
+    with pytest.raises(ConfigError):
+        multi_camera_remappings(["front"], "/cam/image_raw", "weather")  # no {name}
+
+
+def test_rviz_config_has_one_image_display_per_camera() -> None:
+    template = RVIZ.read_text(encoding="utf-8")
+    text = rviz_config_text(template, namespace="car", node_name="seg", cameras=["front", "rear"])
+    topics = _topics(text)
+    assert topics["Class overlay front"] == "/car/seg/front/overlay"
+    assert topics["Class overlay rear"] == "/car/seg/rear/overlay"
+    assert topics["Drivable grid rear"] == "/car/seg/rear/drivable_grid"
+    assert topics["Drivable grid rear updates"] == "/car/seg/rear/drivable_grid_updates"
+    displays = yaml.safe_load(text)["Visualization Manager"]["Displays"]
+    images = [d["Name"] for d in displays if d["Class"] == "rviz_default_plugins/Image"]
+    assert images == ["Class overlay front", "Class overlay rear"]
+    kept = {
+        d["Class"] for d in yaml.safe_load(template)["Visualization Manager"]["Displays"] if "Topic" not in d
+    }
+    assert kept <= {d["Class"] for d in displays}  # grid, TF: kept once
+
+
 def _load_launch_module():
     # (``launch`` alone is no test: this repository's launch/ folder imports as a namespace package.)
     if importlib.util.find_spec("launch_ros") is None:
@@ -113,6 +156,20 @@ def test_launch_plain_node_by_default() -> None:
     assert isinstance(node, Node) and not isinstance(node, LifecycleNode)
     assert node.node_executable == "segmentation_node"
     assert module._rviz(context) == []
+
+
+def test_launch_multi_camera_node_gets_the_camera_list() -> None:
+    module, context = _context(cameras="front,rear", camera_pattern="/cams/{name}/image_raw")
+    from launch.utilities import perform_substitutions
+
+    (node,) = module._node(context)
+    remappings = {  # no public getter in launch_ros
+        perform_substitutions(context, list(k)): perform_substitutions(context, list(v))
+        for k, v in node._Node__remappings
+    }
+    assert remappings["front/image"] == "/cams/front/image_raw"
+    assert remappings["rear/camera_info"] == "/cams/rear/camera_info"
+    assert "image" not in remappings
 
 
 def test_launch_lifecycle_drives_the_managed_node_to_active() -> None:

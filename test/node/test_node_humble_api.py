@@ -96,7 +96,7 @@ def test_managed_node_autostarts_without_post_set_callback(humble_api, ros_conte
     probe = Probe(probe_node, ns)
     spinner = Spinner(node, probe_node)
     try:
-        assert node.core.active and isinstance(node.core.outputs.class_mask, LifecyclePublisher)
+        assert node.core.active and isinstance(node.core.outputs.streams[0].class_mask, LifecyclePublisher)
         probe.wait_connected()
         probe.image_pub.publish(make_image(sample_rgb(), "rgb8", STAMP + 5))
         assert probe.wait_for_stamp("class_mask", STAMP + 5).height == 48

@@ -7,14 +7,12 @@ import time
 import pytest
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.lifecycle import LifecyclePublisher
 from rclpy.node import Node
 
 from .node_support import (
     NS_PREFIX,
     Probe,
     Spinner,
-    diag_values,
     make_image,
     node_overrides,
     sample_rgb,
@@ -60,28 +58,31 @@ def test_lifecycle_transitions_through_services(ros_context, tiny_checkpoint, tm
         return _call(change, ChangeState.Request(transition=Transition(id=transition_id))).success
 
     try:
+        # Unconfigured: no model, so no outputs, no inputs and no diagnostics yet.
         assert state() == State.PRIMARY_STATE_UNCONFIGURED
-        assert node.core.pipeline is None and probe.image_pub.get_subscription_count() == 0
+        assert probe.image_pub.get_subscription_count() == 0
+        assert manager.count_publishers(f"{probe.target}/class_mask") == 0
 
         # Unconfigured: model parameters may change; a missing checkpoint makes configure fail cleanly.
         (result,) = probe.set_parameters(model__checkpoint=str(tmp_path / "missing.safetensors"))
         assert result.successful
         assert not transition(Transition.TRANSITION_CONFIGURE)
-        assert state() == State.PRIMARY_STATE_UNCONFIGURED and node.core.pipeline is None
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert manager.count_publishers(f"{probe.target}/class_mask") == 0
+        assert probe.count("diagnostics") == 0
         (result,) = probe.set_parameters(model__checkpoint=str(tiny_checkpoint))
         assert result.successful
 
-        # configure: model loaded; output topics exist (lifecycle publishers, not sending yet); nothing
-        # subscribed; the latched ~/weather and /diagnostics already report.
+        # configure: model loaded (diagnostics name the backend); output topics exist (lifecycle
+        # publishers, not sending yet); nothing subscribed; the latched ~/weather and /diagnostics report.
         assert transition(Transition.TRANSITION_CONFIGURE)
         assert state() == State.PRIMARY_STATE_INACTIVE
-        assert node.core.pipeline is not None
         assert probe.image_pub.get_subscription_count() == 0
         _wait(lambda: manager.count_publishers(f"{probe.target}/class_mask") == 1)
-        assert isinstance(node.core.outputs.class_mask, LifecyclePublisher)
-        assert not node.core.outputs.class_mask.is_activated
         assert probe.wait_for("weather").data == "clear"
-        probe.wait_diagnostics(lambda v, s: v["state"] == "inactive" and v["backend"] == "eager")
+        probe.wait_diagnostics(
+            lambda v, s: v["state"] == "inactive" and v["backend"] == "eager" and v["model_input"] == "56x112"
+        )
         (result,) = probe.set_parameters(model__input_height=70)
         assert not result.successful and "cannot change while the model is loaded" in result.reason
 
@@ -93,28 +94,26 @@ def test_lifecycle_transitions_through_services(ros_context, tiny_checkpoint, tm
         time.sleep(0.2)
         probe.image_pub.publish(make_image(sample_rgb(), "rgb8", STAMP))
         assert probe.wait_for_stamp("class_mask", STAMP).width == 64
-        probe.wait_diagnostics(lambda v, s: v["backend"] == "eager")
-
-        assert node.core.outputs.class_mask.is_activated
+        probe.wait_diagnostics(lambda v, s: v["state"] == "active" and v["frames_processed"] == "1")
 
         # deactivate: subscriptions gone, publishers kept but disabled, model kept, diagnostics go on.
         assert transition(Transition.TRANSITION_DEACTIVATE)
         assert state() == State.PRIMARY_STATE_INACTIVE
         _wait(lambda: probe.image_pub.get_subscription_count() == 0)
         assert manager.count_publishers(f"{probe.target}/class_mask") == 1
-        assert not node.core.outputs.class_mask.is_activated
-        assert node.core.pipeline is not None and not node.core.active
-        seen = probe.count("diagnostics")
-        probe.wait_for("diagnostics", lambda s: diag_values(s)["state"] == "inactive", start=seen)
+        values = probe.next_diagnostics()
+        assert values["state"] == "inactive" and values["backend"] == "eager"  # the model stays loaded
 
-        # cleanup: model and publishers freed; now a reload parameter may change; configure + activate.
+        # cleanup: model and publishers freed (diagnostics too); now a reload parameter may change;
+        # configure + activate load the model at the new size.
         assert transition(Transition.TRANSITION_CLEANUP)
-        assert state() == State.PRIMARY_STATE_UNCONFIGURED and node.core.pipeline is None
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED
         _wait(lambda: manager.count_publishers(f"{probe.target}/class_mask") == 0)
+        _wait(lambda: manager.count_publishers("/diagnostics") == 0)
         (result,) = probe.set_parameters(model__input_height=70)
         assert result.successful
         assert transition(Transition.TRANSITION_CONFIGURE)
-        assert node.core.backend_info["input_size"] == [70, 112]
+        probe.wait_diagnostics(lambda v, s: v["model_input"] == "70x112" and v["model_loads"] == "2")
         assert transition(Transition.TRANSITION_ACTIVATE)
         _wait(lambda: probe.image_pub.get_subscription_count() == 1)
         _wait(lambda: manager.count_publishers(f"{probe.target}/class_mask") == 1)
@@ -122,10 +121,12 @@ def test_lifecycle_transitions_through_services(ros_context, tiny_checkpoint, tm
         probe.image_pub.publish(make_image(sample_rgb(), "rgb8", STAMP + 1))
         assert probe.wait_for_stamp("class_mask", STAMP + 1).height == 48
 
-        # shutdown from active: everything released.
+        # shutdown from active: everything released (inputs, outputs, diagnostics).
         assert transition(Transition.TRANSITION_ACTIVE_SHUTDOWN)
         assert state() == State.PRIMARY_STATE_FINALIZED
-        assert node.core.pipeline is None and not node.core.active
+        _wait(lambda: probe.image_pub.get_subscription_count() == 0)
+        _wait(lambda: manager.count_publishers(f"{probe.target}/class_mask") == 0)
+        _wait(lambda: manager.count_publishers("/diagnostics") == 0)
     finally:
         spinner.stop()
         node.destroy_node()
@@ -140,9 +141,20 @@ def test_autostart_with_a_bad_model_stays_unconfigured(ros_context, tiny_checkpo
     from rclpy.parameter import Parameter
 
     overrides.append(Parameter("model.checkpoint", value=str(tmp_path / "missing.safetensors")))
-    node = LifecycleSegmentationNode(namespace=f"{NS_PREFIX}/autostart_bad", parameter_overrides=overrides)
+    ns = f"{NS_PREFIX}/autostart_bad"
+    node = LifecycleSegmentationNode(namespace=ns, parameter_overrides=overrides)
+    manager = Node("lifecycle_manager", namespace=ns)
+    probe = Probe(manager, ns)
+    get = manager.create_client(GetState, f"{probe.target}/get_state")
+    spinner = Spinner(node, manager)
     try:
-        assert not node.core.configured and not node.core.active and node.core.outputs is None
+        # The failed autostart left the node unconfigured and answering lifecycle requests, with no outputs.
+        assert _call(get, GetState.Request()).current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+        assert manager.count_publishers(f"{probe.target}/class_mask") == 0
+        assert probe.image_pub.get_subscription_count() == 0
         assert not node.autostart()  # still refuses, and still no exception
+        assert _call(get, GetState.Request()).current_state.id == State.PRIMARY_STATE_UNCONFIGURED
     finally:
+        spinner.stop()
         node.destroy_node()
+        manager.destroy_node()

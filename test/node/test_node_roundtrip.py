@@ -159,14 +159,14 @@ def test_subprocess_with_params_file(ros_context, tiny_checkpoint: Path, tmp_pat
 
 
 def test_camera_info_intrinsics_are_scaled_to_the_image() -> None:
-    from causal_tune_ros.node.core import _intrinsics_for
+    from causal_tune_ros.node.processing import intrinsics_for
 
     info = make_camera_info(128, 96)  # calibrated at twice the published resolution
-    K = _intrinsics_for(info, (48, 64))
+    K = intrinsics_for(info, (48, 64))
     np.testing.assert_allclose(K, [[64, 0, 32], [0, 64, 24], [0, 0, 1]])
     info.k = [0.0] * 9  # rectified streams may fill only P
     info.p = [100.0, 0, 60, 0, 0, 100.0, 40, 0, 0, 0, 1, 0]
-    np.testing.assert_allclose(_intrinsics_for(info, (96, 128)), [[100, 0, 60], [0, 100, 40], [0, 0, 1]])
+    np.testing.assert_allclose(intrinsics_for(info, (96, 128)), [[100, 0, 60], [0, 100, 40], [0, 0, 1]])
 
 
 def test_grid_falls_back_to_parameters_without_tf(make_node) -> None:

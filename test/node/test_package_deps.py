@@ -20,7 +20,15 @@ PYTHON_KEYS = {
     "rosbags": "python3-rosbags-pip",
 }
 #: Modules that ROS packages of the same name provide.
-ROS_PACKAGES = {"rclpy", "rcl_interfaces", "tf2_ros", "ament_index_python", "launch", "launch_ros"}
+ROS_PACKAGES = {
+    "rclpy",
+    "rcl_interfaces",
+    "builtin_interfaces",
+    "tf2_ros",
+    "ament_index_python",
+    "launch",
+    "launch_ros",
+}
 #: Imported, but not installable through rosdep (documented in the README's "On a vehicle"): torch for
 #: the platform (JetPack's CUDA wheel on Orin), safetensors, rosbags-image, simplejpeg (strict JPEG
 #: decoding), PyAV (H.264 video), and the optional backends.

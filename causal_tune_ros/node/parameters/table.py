@@ -1,27 +1,18 @@
-"""Every parameter of the segmentation node, in one table, and the validated settings built from them.
+"""The parameter table of the segmentation node: one :class:`ParamSpec` per parameter, and value checks.
 
-The table (:func:`parameter_specs`) is the single source for the node's declarations (with
-``ParameterDescriptor`` description, range and constraints), for run-time validation, for
-``config/segmentation.yaml`` (a test checks that the file and the table agree) and for the parameter
-table in ``docs/ros_interface.md`` (``python -m causal_tune_ros.node.parameters`` prints it).
-
-Everything above :func:`declare_parameters` is ROS-free so that documentation and validation can be
-tested without rclpy.
+:func:`parameter_specs` is the single source for the declarations, for run-time validation, for
+``config/segmentation.yaml`` and for the table in ``docs/ros_interface.md``. ROS-free.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import textwrap
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from causal_tune_ros.band import Band
-from causal_tune_ros.drivable import GridSpec
-from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.backends.base import BACKEND_NAMES, PRECISIONS
+from causal_tune_ros.backends.base import DEVICES as BACKEND_DEVICES
 from causal_tune_ros.limits import DEFAULT_MAX_IMAGE_PIXELS, MAX_GRID_CELLS
 from causal_tune_ros.weather import CONDITIONS, DEFAULT_MIN_SECONDS, load_band_presets
 
@@ -29,11 +20,33 @@ Value = bool | int | float | str | tuple[str, ...]
 
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
-BACKENDS = ("auto", "eager", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
-DEVICES = ("auto", "cpu", "cuda")
+#: Backend names and precisions are the backends' own (one definition, in ``backends/base.py``).
+BACKENDS = BACKEND_NAMES
+#: ``auto`` (CUDA when PyTorch sees a GPU) plus the backends' devices.
+DEVICES = ("auto", *BACKEND_DEVICES)
 CONFIDENCE_ENCODINGS = ("mono8", "32FC1")
 WEATHER_MODES = ("fixed", "topic", "auto")
+#: Most cameras one multi-camera node batches.
+MAX_CAMERAS = 16
+
+__all__ = [
+    "AUTO_KNOBS",
+    "BACKENDS",
+    "CONFIDENCE_ENCODINGS",
+    "DEVICES",
+    "MAX_CAMERAS",
+    "PRECISIONS",
+    "RELIABILITIES",
+    "TRANSPORTS",
+    "WEATHER_MODES",
+    "ParamSpec",
+    "Value",
+    "check_value",
+    "default_values",
+    "format_number",
+    "parameter_specs",
+    "spec_by_name",
+]
 
 
 @dataclass(frozen=True)
@@ -83,18 +96,19 @@ class ParamSpec:
         if self.choices:
             return " | ".join(self.choices)
         if self.low is not None and self.high is not None:
-            text = f"[{_num(self.low)}, {_num(self.high)}]"
+            text = f"[{format_number(self.low)}, {format_number(self.high)}]"
             return f"{text}, step {self.step}" if self.step else text
         return ""
 
 
-def _num(value: float) -> str:
+def format_number(value: float) -> str:
+    """A number as the docs show it (``0.1``, ``20``, ``1.5708``)."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # The hysteresis knobs of the automatic weather classifier (weather.auto.*), documented here and passed to
 # WeatherClassifier by keyword.
-_AUTO_KNOBS: tuple[ParamSpec, ...] = (
+AUTO_KNOBS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "weather.auto.every_n_frames",
         1,
@@ -131,6 +145,27 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
             "Subscribe to 'image' (sensor_msgs/Image) or 'image/compressed' (sensor_msgs/CompressedImage).",
             choices=TRANSPORTS,
             live=False,
+        ),
+        ParamSpec(
+            "cameras",
+            (),
+            "Camera names of the multi-camera node: per name, <name>/image (or <name>/image/compressed) "
+            "and <name>/camera_info in, ~/<name>/class_mask, overlay, confidence, drivable_mask and "
+            "drivable_grid out; one model, the newest frame of every camera batched into one forward. "
+            "[] = one camera on image / camera_info, outputs directly under ~/.",
+            constraints=f"at most {MAX_CAMERAS} distinct names of letters, digits and _, each starting with "
+            "a letter",
+            live=False,
+        ),
+        ParamSpec(
+            "cameras_max_wait_ms",
+            30.0,
+            "Multi-camera node: once a frame waits, how long to wait for the other cameras' frames before "
+            "the batch runs without them (a missing camera's place is filled so the batch shape stays the "
+            "same; it gets no outputs for that step). Bounds the delay a late camera adds to the others.",
+            low=0.0,
+            high=1000.0,
+            unit="ms",
         ),
         ParamSpec(
             "qos.reliability",
@@ -375,7 +410,7 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
                     high=1.0,
                 )
             )
-    specs.extend(_AUTO_KNOBS)
+    specs.extend(AUTO_KNOBS)
     specs.append(
         ParamSpec(
             "autostart",
@@ -441,335 +476,3 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
         if spec.step and (value - spec.low) % spec.step:
             return f"{spec.name} must be a multiple of {spec.step}; got {value!r}"
     return None
-
-
-@dataclass(frozen=True)
-class CameraMount:
-    """Camera-to-ground extrinsic from the drivable.camera.* parameters (metres, radians)."""
-
-    height: float
-    pitch: float
-    roll: float
-    yaw: float
-    x: float
-    y: float
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    """The validated, typed view of all parameters; an immutable value the worker reads per frame.
-
-    Build it with :func:`settings_from_values`; field meanings are those of the parameter table.
-    """
-
-    input_transport: str
-    reliability: str
-    qos_depth: int
-    output_reliability: str
-    max_image_pixels: int
-    backend: str
-    device: str
-    precision: str
-    cpu_threads: int
-    checkpoint: str
-    backbone: str
-    input_size: tuple[int, int] | None
-    engine_cache_dir: str
-    engine_force_rebuild: bool
-    classes_file: str
-    publish_overlay: bool
-    publish_confidence: bool
-    confidence_encoding: str
-    overlay_alpha: float
-    drivable_classes: tuple[str, ...]
-    grid_enabled: bool
-    grid_frame: str
-    grid_resolution: float
-    grid_width: float
-    grid_length: float
-    camera: CameraMount
-    use_tf: bool
-    weather_mode: str
-    weather_condition: str
-    bands: Mapping[str, Band]
-    auto_knobs: Mapping[str, float] = field(default_factory=dict)
-    diagnostics_period: float = 1.0
-    autostart: bool = False
-
-    def band_for(self, condition: str) -> Band:
-        """The band preset of ``condition``."""
-        return self.bands[condition]
-
-
-def settings_from_values(values: Mapping[str, Any]) -> NodeSettings:
-    """Validate a full set of parameter values and build :class:`NodeSettings`.
-
-    Args:
-        values: Parameter name -> value, for every declared parameter (missing ones take defaults;
-            unknown names are an error).
-
-    Returns:
-        The settings.
-
-    Raises:
-        ConfigError: Naming the first invalid parameter and why.
-    """
-    specs = spec_by_name()
-    unknown = sorted(set(values) - set(specs))
-    if unknown:
-        raise ConfigError(f"unknown parameter(s): {', '.join(unknown)}")
-    v: dict[str, Any] = {**default_values(), **values}
-    for name, spec in specs.items():
-        reason = check_value(spec, v[name])
-        if reason:
-            raise ConfigError(reason)
-    classes = tuple(v["drivable.classes"])
-    if not classes:
-        raise ConfigError("drivable.classes must name at least one class")
-    bands: dict[str, Band] = {}
-    for cond in CONDITIONS:
-        low, high = v[f"weather.bands.{cond}.low"], v[f"weather.bands.{cond}.high"]
-        try:
-            bands[cond] = Band(low, high)
-        except ConfigError as exc:
-            raise ConfigError(f"weather.bands.{cond}: {exc}") from None
-    try:  # the grid's cell count is bounded: refuse a too fine or too large grid now, not every frame
-        GridSpec(
-            resolution=v["drivable.grid.resolution"],
-            length_m=v["drivable.grid.length"],
-            width_m=v["drivable.grid.width"],
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"drivable.grid.resolution / width / length: {exc}") from None
-    height, width = v["model.input_height"], v["model.input_width"]
-    if (height == 0) != (width == 0):
-        raise ConfigError("model.input_height and model.input_width must both be 0 or both be set")
-    return NodeSettings(
-        input_transport=v["input_transport"],
-        reliability=v["qos.reliability"],
-        qos_depth=v["qos.depth"],
-        output_reliability=v["qos.output_reliability"],
-        max_image_pixels=v["max_image_pixels"],
-        backend=v["backend"],
-        device=v["device"],
-        precision=v["precision"],
-        cpu_threads=v["cpu_threads"],
-        checkpoint=v["model.checkpoint"],
-        backbone=v["model.backbone"],
-        input_size=(height, width) if height else None,
-        engine_cache_dir=v["engine.cache_dir"],
-        engine_force_rebuild=v["engine.force_rebuild"],
-        classes_file=v["classes_file"],
-        publish_overlay=v["publish.overlay"],
-        publish_confidence=v["publish.confidence"],
-        confidence_encoding=v["confidence_encoding"],
-        overlay_alpha=v["overlay_alpha"],
-        drivable_classes=classes,
-        grid_enabled=v["drivable.grid.enabled"],
-        grid_frame=v["drivable.frame"],
-        grid_resolution=v["drivable.grid.resolution"],
-        grid_width=v["drivable.grid.width"],
-        grid_length=v["drivable.grid.length"],
-        camera=CameraMount(
-            height=v["drivable.camera.height"],
-            pitch=v["drivable.camera.pitch"],
-            roll=v["drivable.camera.roll"],
-            yaw=v["drivable.camera.yaw"],
-            x=v["drivable.camera.x"],
-            y=v["drivable.camera.y"],
-        ),
-        use_tf=v["drivable.use_tf"],
-        weather_mode=v["weather.mode"],
-        weather_condition=v["weather.condition"],
-        bands=bands,
-        auto_knobs={s.name.rsplit(".", 1)[1]: v[s.name] for s in _AUTO_KNOBS},
-        diagnostics_period=v["diagnostics.period"],
-        autostart=v["autostart"],
-    )
-
-
-def restart_only_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Names of parameters that differ between ``old`` and ``new`` but cannot change while running."""
-    specs = spec_by_name()
-    return [n for n, val in new.items() if n in specs and not specs[n].live and old.get(n) != val]
-
-
-# ----------------------------------------------------------------------------------------------------
-# rclpy side
-# ----------------------------------------------------------------------------------------------------
-
-
-def descriptor(spec: ParamSpec):
-    """The ``rcl_interfaces/ParameterDescriptor`` of one parameter (description, range, constraints)."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-
-    constraints = [c for c in (spec.constraints, spec.range_text()) if c]
-    if not spec.live:
-        constraints.append("fixed while running (restart, or lifecycle cleanup + configure)")
-    desc = ParameterDescriptor(
-        name=spec.name,
-        description=spec.description + (f" [{spec.unit}]" if spec.unit else ""),
-        additional_constraints="; ".join(dict.fromkeys(constraints)),
-    )
-    if spec.low is not None and spec.high is not None:
-        if spec.type_name == "integer":
-            desc.integer_range = [
-                IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=spec.step)
-            ]
-        else:
-            desc.floating_point_range = [
-                FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=0.0)
-            ]
-    return desc
-
-
-def declare_parameters(node) -> dict[str, Any]:
-    """Declare every parameter on ``node`` and return the values in force (overrides applied).
-
-    Args:
-        node: An ``rclpy.node.Node`` (or lifecycle node).
-
-    Returns:
-        Parameter name -> value.
-
-    Raises:
-        ConfigError: If an override (params file, ``-p``) has the wrong type or is out of range.
-    """
-    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-
-    values: dict[str, Any] = {}
-    for spec in parameter_specs():
-        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
-        try:
-            param = node.declare_parameter(spec.name, default, descriptor(spec))
-        except InvalidParameterTypeException:
-            got = node._parameter_overrides.get(spec.name)  # only way to show the offending value
-            raise ConfigError(
-                f"parameter {spec.name} must be of type {spec.type_name}"
-                + (" (write 2.0, not 2)" if spec.type_name == "double" else "")
-                + (f"; got {got.value!r}" if got is not None else "")
-            ) from None
-        except InvalidParameterValueException as exc:
-            raise ConfigError(f"parameter {spec.name}: {exc}") from None
-        values[spec.name] = _plain(param.value)
-    return values
-
-
-#: Parameters rclpy declares on every node by itself.
-RCLPY_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
-
-
-def unknown_overrides(node) -> list[str]:
-    """Names given to the node (params file, ``-p``) that it does not declare: usually typos.
-
-    rclpy silently ignores them, so the node warns about them instead.
-    """
-    given = set(getattr(node, "_parameter_overrides", {}))  # no public accessor in rclpy
-    return sorted(given - set(spec_by_name()) - RCLPY_PARAMETERS)
-
-
-def _plain(value: Any) -> Any:
-    """rclpy returns arrays as lists (or array.array); compare and store them as tuples."""
-    if isinstance(value, list | tuple):
-        return tuple(value)
-    return value
-
-
-def plain_value(value: Any) -> Any:
-    """Public form of :func:`_plain` for values coming out of ``rclpy.parameter.Parameter``."""
-    return _plain(value)
-
-
-# ----------------------------------------------------------------------------------------------------
-# documentation
-# ----------------------------------------------------------------------------------------------------
-
-
-def _default_text(spec: ParamSpec) -> str:
-    if isinstance(spec.default, tuple):
-        return "[" + ", ".join(f"'{d}'" for d in spec.default) + "]"
-    if isinstance(spec.default, bool):
-        return str(spec.default).lower()
-    if isinstance(spec.default, str):
-        return f"'{spec.default}'"
-    return _num(spec.default)
-
-
-def _cell(text: str) -> str:
-    """Escape a Markdown table cell."""
-    return text.replace("|", "\\|")
-
-
-def parameters_markdown() -> str:
-    """The parameter table of ``docs/ros_interface.md`` (Markdown)."""
-    lines = [
-        "| parameter | type | default | range / choices | live | description |",
-        "|---|---|---|---|---|---|",
-    ]
-    for s in parameter_specs():
-        rng = "; ".join(dict.fromkeys(c for c in (s.range_text(), s.constraints) if c))
-        desc = s.description + (f" [{s.unit}]" if s.unit else "")
-        lines.append(
-            f"| `{s.name}` | {s.type_name} | `{_default_text(s)}` | {_cell(rng)} | "
-            f"{'yes' if s.live else 'restart'} | {_cell(desc)} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _yaml_scalar(value: Value) -> str:
-    if isinstance(value, tuple):
-        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
-
-
-def parameters_yaml(node_key: str = "/**/segmentation_node") -> str:
-    """``config/segmentation.yaml``: every parameter at its default, nested by dots, a comment each.
-
-    Args:
-        node_key: The node-name key (``/**/`` lets the file apply under any namespace).
-
-    Returns:
-        The YAML text.
-    """
-    lines = [
-        "# Parameters of the causal_tune_ros segmentation node, every one at its default.",
-        "# Generated by `python -m causal_tune_ros.node.parameters --yaml`; docs/ros_interface.md lists",
-        "# the ranges. The /**/ prefix makes the file apply whatever namespace the node runs in.",
-        f"{node_key}:",
-        "  ros__parameters:",
-    ]
-    opened: list[str] = []
-    for spec in parameter_specs():
-        *groups, leaf = spec.name.split(".")
-        common = 0
-        while common < min(len(groups), len(opened)) and groups[common] == opened[common]:
-            common += 1
-        for depth in range(common, len(groups)):
-            lines.append("    " + "  " * depth + f"{groups[depth]}:")
-        opened = groups
-        indent = "    " + "  " * len(groups)
-        rng = spec.range_text()
-        comment = (
-            spec.description + (f" [{spec.unit}]" if spec.unit else "") + (f" Range: {rng}." if rng else "")
-        )
-        if not spec.live:
-            comment += " Fixed while running."
-        for text in textwrap.wrap(comment, width=108 - len(indent), break_on_hyphens=False):
-            lines.append(f"{indent}# {text}")
-        lines.append(f"{indent}{leaf}: {_yaml_scalar(spec.default)}")
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the Markdown parameter table, or with ``--yaml`` the default parameter file."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    sys.stdout.write(parameters_yaml() if "--yaml" in args else parameters_markdown())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
