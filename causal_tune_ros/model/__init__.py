@@ -6,9 +6,9 @@ Nothing here knows about ROS, messages or backends; it imports only :mod:`causal
 
 from causal_tune_ros.model.causal_tune import CausalTune, CausalTuneSegmenter, evenly_spaced_layers
 from causal_tune_ros.model.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from causal_tune_ros.model.dinov2 import ARCHS, DinoV2, interpolate_pos_embed
+from causal_tune_ros.model.dinov2 import ARCHS, DinoV2, interpolate_pos_embed, load_backbone
 from causal_tune_ros.model.heads import LightHead, build_head
-from causal_tune_ros.model.loading import load_backbone, load_weights, save_official_checkpoint
+from causal_tune_ros.model.weights import load_weights, save_official_checkpoint
 
 __all__ = [
     "ARCHS",
