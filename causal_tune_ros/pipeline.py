@@ -1,13 +1,12 @@
 """One object the node, replay and demo share: an RGB image in, class mask / confidence / overlay / drivable
 mask out, at the input's resolution, given a backend and a band.
 
-Post-processing choice (measured on this 2-core CPU, 19 classes, logits 129 x 259 from a 518 x 1036 input,
-synthetic street scenes; see ``bench/backends.py --pipeline``):
+Post-processing choice (measurements: docs/PERFORMANCE.md, "Design measurements"):
 
 - bilinear upsampling of all K logit maps to the image, then argmax (what mmseg does): the reference
-  quality, but it touches K x H x W floats: 49 ms at 720p, 107 ms at 1080p;
-- argmax at low resolution, then nearest upsampling: 2 ms, but blocky edges (8-pixel steps at 1080p) and
-  1.0 % of pixels differ from the reference;
+  quality, but it touches K x H x W floats, the slowest;
+- argmax at low resolution, then nearest upsampling: fast, but blocky edges (8-pixel steps at 1080p) and
+  about 1 in 100 pixels differ from the reference;
 - **chosen: exact bilinear argmax computed only where it can differ from the low-resolution answer.**
   Bilinear weights are non-negative and sum to one, so if the four low-resolution cells around an output
   pixel share the same argmax class c, then ``L_c - L_j`` is positive at all four and stays positive

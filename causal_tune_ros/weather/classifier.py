@@ -2,10 +2,9 @@
 
 The frame is area-averaged by an integer factor to about :data:`DETAIL_WIDTH` px wide for the
 fine-detail cues and from there to :data:`SMALL_WIDTH` px for global statistics; rain streaks are measured
-on a grey frame about :data:`STREAK_FINE_WIDTH` px wide. All of it costs about 1 ms at 512 x 256 and
-2 ms (cache-warm) to 6 ms (a fresh frame, busy machine) at 1024 x 512 on one CPU core
-(``bench/weather_classifier.py``), 10-20 % more than the first version of this module. Values are in
-[0, 1] unless noted (``Y`` is Rec. 601 luma of RGB / 255).
+on a grey frame about :data:`STREAK_FINE_WIDTH` px wide: a few milliseconds a frame on one CPU core
+(docs/PERFORMANCE.md, "Weather classifier"). Values are in [0, 1] unless noted (``Y`` is Rec. 601 luma
+of RGB / 255).
 
 ========================  ========================================================================
 statistic                 definition
