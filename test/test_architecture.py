@@ -57,7 +57,7 @@ def test_every_row_of_the_layering_table_holds() -> None:
 
 
 def test_the_check_fails_on_wrong_imports_made_inside_functions(tmp_path: Path) -> None:
-    """A copy of the package with three deliberately wrong lazy imports: each is reported."""
+    """A copy of the package with three deliberately wrong lazy imports and a module in no row."""
     shutil.copytree(PACKAGE, tmp_path / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "setup.cfg", tmp_path / "setup.cfg")
     wrong = {
@@ -68,12 +68,14 @@ def test_the_check_fails_on_wrong_imports_made_inside_functions(tmp_path: Path) 
     for name, statement in wrong.items():
         with (tmp_path / PACKAGE.name / name).open("a", encoding="utf-8") as f:
             f.write(f"\n\ndef _deliberately_wrong() -> None:\n    {statement}  # noqa\n")
+    (tmp_path / PACKAGE.name / "stray.py").write_text('"""A module no row of the table names."""\n')
     result = _lint_imports(tmp_path)
     report = result.stdout + result.stderr
     assert result.returncode == 1, report
     assert "causal_tune_ros.model.dct -> causal_tune_ros.pipeline" in report
     assert "causal_tune_ros.weather.presets -> torch" in report
     assert "causal_tune_ros.replay.video -> rclpy" in report
+    assert "not listed as layers:\n\n- causal_tune_ros.stray" in report
     assert "4 broken" in report  # the model contract breaks too: pipeline imports classes
 
 
@@ -83,8 +85,12 @@ def _cycle_through(graph: grimp.ImportGraph, importer: str, imported: str) -> li
     return None if back is None else [importer, *back]
 
 
-def test_no_import_cycles() -> None:
-    graph = grimp.build_graph(PACKAGE.name)
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(PACKAGE.name)
+
+
+def test_no_import_cycles(graph: grimp.ImportGraph) -> None:
     cycles: dict[tuple[str, str], list[str]] = {}
     for module in sorted(graph.modules):
         for imported in sorted(graph.find_modules_directly_imported_by(module)):
@@ -102,8 +108,8 @@ def _covered(cycle: list[str]) -> bool:
     return any(edge in KNOWN_CYCLE_EDGES for edge in itertools.pairwise(cycle))
 
 
-def test_dinov2_from_pretrained_imports_nothing_above_the_model_class() -> None:
-    graph = grimp.build_graph(PACKAGE.name)
+def test_weights_code_never_imports_the_model_class(graph: grimp.ImportGraph) -> None:
+    """``DinoV2.from_pretrained`` hands its class to ``model.weights``; nothing there imports it back."""
     assert graph.find_shortest_chain("causal_tune_ros.model.weights", "causal_tune_ros.model.dinov2") is None
 
 
