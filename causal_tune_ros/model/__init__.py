@@ -1,7 +1,10 @@
 """Pure-PyTorch model code: DINOv2 backbone, DCT, band-pass, Causal-Tune, heads and checkpoints.
 
-Nothing here knows about ROS, messages or backends; it imports only :mod:`causal_tune_ros.band` and
-:mod:`causal_tune_ros.errors` from the rest of the package.
+Nothing here knows about ROS, messages or backends; it imports only :mod:`causal_tune_ros.band`,
+:mod:`causal_tune_ros.errors` and :mod:`causal_tune_ros.fileio` from the rest of the package (checked by
+the import contracts in setup.cfg). Files: ``dinov2.py`` + ``archs.py`` + ``layers/`` (the backbone),
+``weights/`` (reading its weight files), ``dct.py``, ``band_pass.py``, ``tuner.py`` (Causal-Tune),
+``heads.py`` / ``mask2former_head.py``, ``causal_tune.py`` (the segmenter), ``checkpoint.py``.
 """
 
 from causal_tune_ros.model.causal_tune import CausalTune, CausalTuneSegmenter, evenly_spaced_layers
