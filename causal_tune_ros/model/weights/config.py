@@ -178,7 +178,19 @@ def config_from_hf(hf_config: Mapping[str, Any], source: str = "config.json") ->
 
 
 def merge_overrides(inferred: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
-    """Overrides replace inferred settings; ``arch=...`` in overrides disables inference altogether."""
+    """The settings to build: overrides replace inferred ones; ``arch=...`` in overrides disables inference.
+
+    Args:
+        inferred: Settings read from the source (:func:`config_from_state_dict`, :func:`config_from_hf`).
+        overrides: ``DinoV2`` keyword arguments given by the caller.
+        source: Name of the file, for messages.
+
+    Returns:
+        ``DinoV2`` keyword arguments.
+
+    Raises:
+        CheckpointError: If the head count is neither inferred nor given.
+    """
     if "arch" in overrides:
         return dict(overrides)
     config = {**inferred, **overrides}

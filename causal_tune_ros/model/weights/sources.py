@@ -102,14 +102,22 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 
 def read_weights_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors (and safetensors metadata) of one weights file of either format."""
+    """Tensors (and safetensors metadata) of one weights file of either format, told apart by content.
+
+    Raises:
+        CheckpointError: Unreadable, empty, truncated or corrupt file, or one that holds no tensors.
+    """
     if _sniff(path) == "torch":
         return _read_torch(path), {}
     return _read_safetensors(path)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON object from a file (``config.json``)."""
+    """A JSON object from a file (``config.json``).
+
+    Raises:
+        CheckpointError: Unreadable file, invalid JSON, or JSON that is not an object.
+    """
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -120,7 +128,11 @@ def read_json_object(path: Path) -> dict[str, Any]:
 
 
 def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a Hugging Face folder (single file, sharded safetensors or pytorch_model.bin)."""
+    """All tensors of a Hugging Face folder (single file, sharded safetensors or pytorch_model.bin).
+
+    Raises:
+        CheckpointError: No weights file, a missing shard, or an unreadable one.
+    """
     single = folder / "model.safetensors"
     if single.is_file():
         return _read_safetensors(single)[0]
