@@ -66,6 +66,8 @@ setup(
         "fleet": ["ray>=2.9", "pyarrow>=14", "pandas>=2"],
         "dev": [
             "colcon-common-extensions>=0.3",
+            # ARCHITECTURE.md's layering, checked by test/test_architecture.py (setup.cfg [importlinter]).
+            "import-linter>=2.17",
             "pytest>=7",
             "pytest-timeout>=2",
             "ruff>=0.5",

@@ -43,12 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from causal_tune_ros.bags import BagReader
     from causal_tune_ros.band import Band
-    from causal_tune_ros.replay.bag_io import BagReader
     from causal_tune_ros.replay.command import build_pipeline
-    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, _decode, run_in_worker
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, _decode
     from causal_tune_ros.synthetic.bag import parse_image_size, write_drive
     from causal_tune_ros.weather import load_band_presets
+    from causal_tune_ros.worker_thread import run_in_worker
 
     h, w = parse_image_size(args.size)
     workdir = Path(tempfile.mkdtemp(prefix="replay_bench_"))

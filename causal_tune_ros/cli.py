@@ -20,8 +20,8 @@ from causal_tune_ros.errors import CausalTuneError
 
 #: subcommand -> module implementing it
 SUBCOMMANDS: dict[str, str] = {
-    "demo": "causal_tune_ros.demo",
-    "info": "causal_tune_ros.info",
+    "demo": "causal_tune_ros.demo_command",
+    "info": "causal_tune_ros.info_command",
     "node": "causal_tune_ros.node.command",
     "replay": "causal_tune_ros.replay.command",
     "synth": "causal_tune_ros.synthetic.command",
@@ -33,7 +33,7 @@ SUBCOMMANDS: dict[str, str] = {
 
 #: Second-level subcommands, ``(command, sub) -> module``: ``causal-tune fleet query ...``.
 NESTED: dict[tuple[str, str], str] = {
-    ("fleet", "query"): "causal_tune_ros.fleet.query",
+    ("fleet", "query"): "causal_tune_ros.fleet.query_command",
 }
 
 DESCRIPTION = """\

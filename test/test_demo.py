@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from causal_tune_ros.bags import deserialize
 from causal_tune_ros.classes import load_classes
 from causal_tune_ros.cli import main
-from causal_tune_ros.demo import COLUMNS
+from causal_tune_ros.demo_command import COLUMNS
 from causal_tune_ros.replay import Replayer, ReplayOptions
-from causal_tune_ros.replay.bag_io import deserialize
 from causal_tune_ros.replay.command import default_checkpoint
 
 #: mIoU floor on clear frames. The shipped model scores 0.30 on these three (seeds 100-102; 0.32 on its
@@ -64,7 +64,7 @@ def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys, tiny_pipe
     assert "/camera/ground_truth/class_mask" not in topics  # labels are not segmented
 
     h, w = metrics["size"]
-    from causal_tune_ros.demo import LEGEND_LINE
+    from causal_tune_ros.demo_command import LEGEND_LINE
 
     montage = cv2.imread(str(out / "demo_montage.png"))
     rows = 3 * (h + 22)

@@ -24,7 +24,7 @@ def test_replay_refuses_images_above_the_shared_cap() -> None:
     """A bag frame one row above the cap is refused on its header (the data is never looked at)."""
     import numpy as np
 
-    from causal_tune_ros.replay.bag_io import BagMessage, serialize, typestore
+    from causal_tune_ros.bags import BagMessage, serialize, typestore
     from causal_tune_ros.replay.replayer import _decode
 
     types = typestore().types

@@ -4,7 +4,7 @@ Graph contract: inputs ``images`` (1, 3, H, W) float32 RGB in [0, 1] and ``band`
 ``(r_low, r_high)``, a true graph input (never folded to a constant), output ``logits`` (1, K, H/4, W/4)
 float32. Static shapes: one artefact per input size, as TensorRT engines are.
 
-Which exporter, and why (measured on this 2-core Sapphire Rapids CPU, onnxruntime 1.32, torch 2.13):
+Which exporter, and why (measurements: docs/PERFORMANCE.md, "Backends" and "Design measurements"):
 
 - The TorchScript exporter (``torch.onnx.export(..., dynamo=False)``) cannot trace the Causal-Tune model
   at all: tracing turns ``images.shape`` into tensors, and the model derives the patch grid and the
@@ -16,15 +16,15 @@ Which exporter, and why (measured on this 2-core Sapphire Rapids CPU, onnxruntim
   (TorchScript's order), so every block keeps 5 element-wise passes (Div, Erf, Add, Mul, Mul) over the
   widest tensor (N x 4C) instead of one fused ``Gelu``. Fix: opset 20, where GELU is the native ONNX
   ``Gelu`` op that ORT runs as one kernel. (2) More Reshape/Mul nodes around attention (the
-  decomposition scales q and k separately and keeps extra reshapes: 437 vs 365 nodes after ORT
-  optimisation); cheap, but not free. Constant folding is not the issue: both paths fold (onnxscript
-  optimiser vs TorchScript's ``do_constant_folding``), and both keep the band as an input.
+  decomposition scales q and k separately and keeps extra reshapes); cheap, but not free. Constant
+  folding is not the issue: both paths fold (onnxscript optimiser vs TorchScript's
+  ``do_constant_folding``), and both keep the band as an input.
 - Neither path gets ORT's attention fusion: SDPA is decomposed into MatMul -> Softmax -> MatMul, which
-  materialises the N x N score matrix per head (N = 2739 tokens at 518 x 1036: 180 MB per block) and
-  ORT has no fusion pattern for it. PyTorch eager uses its fused (flash) CPU kernel instead, which is
-  why ORT trailed eager at large inputs whichever exporter was used. Fix: SDPA is exported as ORT's
+  materialises the N x N score matrix per head and ORT has no fusion pattern for it. PyTorch eager uses
+  its fused (flash) CPU kernel instead, which is why ORT trailed eager at large inputs whichever exporter
+  was used. Fix: SDPA is exported as ORT's
   ``com.microsoft.MultiHeadAttention`` contrib op, which has a flash-attention CPU kernel (and fused
-  CUDA kernels); measured 44 ms vs 75 ms for the decomposed form per ViT-S block at 518 x 1036.
+  CUDA kernels).
   ``fused_attention=False`` keeps standard ONNX ops only, for runtimes other than onnxruntime.
 
 int8 is onnxruntime dynamic quantization (int8 weights, activations quantised per call) of the backbone's

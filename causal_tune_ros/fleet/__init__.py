@@ -7,7 +7,7 @@
 - :mod:`~causal_tune_ros.fleet.state`: the output folder, resume and atomic commit.
 - :mod:`~causal_tune_ros.fleet.index`: the Parquet frame index.
 - :mod:`~causal_tune_ros.fleet.progress`, :mod:`~causal_tune_ros.fleet.summary`: reporting.
-- :mod:`~causal_tune_ros.fleet.command`, :mod:`~causal_tune_ros.fleet.query`: the commands.
+- :mod:`~causal_tune_ros.fleet.command`, :mod:`~causal_tune_ros.fleet.query_command`: the commands.
 
 Ray, pyarrow and pandas come with the ``fleet`` extra and are imported only when used; importing this
 package pulls in none of them, nor torch nor rclpy.

@@ -14,8 +14,8 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from causal_tune_ros.bags import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
 
 if TYPE_CHECKING:

@@ -127,7 +127,7 @@ PollCallback = Callable[[list[WorkerState]], None]
 
 def expected_frames(job: BagJob, options: ReplayOptions) -> int:
     """Frames the replay will try on ``job`` (from the bag's metadata; 0 if it cannot be opened)."""
-    from causal_tune_ros.replay.bag_io import BagReader
+    from causal_tune_ros.bags import BagReader
 
     try:
         with BagReader(job.path) as bag:

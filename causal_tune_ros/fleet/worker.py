@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from causal_tune_ros.bags import STRING_TYPE, BagMessage, BagReader, deserialize
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import CausalTuneError
 from causal_tune_ros.fleet.index import FrameRecorder, write_table
 from causal_tune_ros.fleet.inputs import BagJob
 from causal_tune_ros.fleet.summary import BagResult
-from causal_tune_ros.replay.bag_io import STRING_TYPE, BagMessage, BagReader, deserialize
 from causal_tune_ros.replay.replayer import Replayer, ReplayOptions
 
 

@@ -2,8 +2,8 @@
 
 Parameter names are the official facebookresearch ones (``cls_token``, ``pos_embed``,
 ``blocks.N.attn.qkv.weight``, ...), so an official ``dinov2_*_pretrain.pth`` loads as it is and
-:func:`causal_tune_ros.model.loading.save_official_checkpoint` writes that layout back. Hugging Face
-folders are converted on load (:mod:`causal_tune_ros.model.loading`).
+:func:`causal_tune_ros.model.weights.save_official_checkpoint` writes that layout back. Hugging Face
+folders are converted on load (:mod:`causal_tune_ros.model.weights`).
 
 Images go in ImageNet-normalised, (B, 3, H, W) float, H and W multiples of 14; tokens come out as
 (B, 1 + R + N, C): the class token, R register tokens, then the N = (H / 14) * (W / 14) patch tokens row
@@ -14,7 +14,6 @@ refining the tokens between blocks, and ends with ``norm``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,61 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.model.archs import ARCHS, COMMON_DEFAULTS, CUSTOM_ARCH, parse_arch
 from causal_tune_ros.model.layers import FFN_LAYERS, Block, PatchEmbed
-
-#: The four official architectures (hub names ``dinov2_vit{s,b,l,g}14``); ViT-g uses the SwiGLU FFN.
-ARCHS: dict[str, dict[str, Any]] = {
-    "vits14": {"embed_dim": 384, "depth": 12, "num_heads": 6, "mlp_ratio": 4.0, "ffn_layer": "mlp"},
-    "vitb14": {"embed_dim": 768, "depth": 12, "num_heads": 12, "mlp_ratio": 4.0, "ffn_layer": "mlp"},
-    "vitl14": {"embed_dim": 1024, "depth": 24, "num_heads": 16, "mlp_ratio": 4.0, "ffn_layer": "mlp"},
-    "vitg14": {"embed_dim": 1536, "depth": 40, "num_heads": 24, "mlp_ratio": 4.0, "ffn_layer": "swiglufused"},
-}
-
-#: Settings shared by every official architecture. ``layerscale_init`` is 1.0 as in the official hub
-#: builder and in transformers (training used 1e-5); it only matters for random init, weights overwrite it.
-#: The two ``interpolate_*`` entries are ``None`` = "as the official model with this register count".
-COMMON_DEFAULTS: dict[str, Any] = {
-    "patch_size": 14,
-    "img_size": 518,
-    "in_chans": 3,
-    "qkv_bias": True,
-    "proj_bias": True,
-    "ffn_bias": True,
-    "layerscale_init": 1.0,
-    "layer_norm_eps": 1e-6,
-    "interpolate_antialias": None,
-    "interpolate_offset": None,
-}
-
-#: Name of an architecture given entirely by overrides (``embed_dim``, ``depth`` and ``num_heads`` needed).
-CUSTOM_ARCH = "custom"
-
-_ARCH_RE = re.compile(r"^(?:dinov2_)?(vit[sblg]14|custom)(?:_reg(\d*))?$")
-
-
-def parse_arch(name: str) -> tuple[str, int | None]:
-    """Split an architecture name into the base name and the register count it implies.
-
-    Accepts ``vits14``, ``vitb14``, ``vitl14``, ``vitg14`` and ``custom``, optionally with the hub prefix
-    ``dinov2_`` and a register suffix ``_reg`` (4 registers, as released) or ``_regN``.
-
-    Args:
-        name: Architecture name, e.g. ``"vitb14"`` or ``"dinov2_vitb14_reg4"``.
-
-    Returns:
-        ``(base, registers)``, ``registers`` ``None`` when the name has no ``_reg`` suffix.
-
-    Raises:
-        ConfigError: For an unknown name.
-    """
-    match = _ARCH_RE.match(str(name).strip().lower())
-    if match is None:
-        known = ", ".join([*ARCHS, CUSTOM_ARCH])
-        raise ConfigError(f"unknown DINOv2 architecture {name!r}; expected one of {known} (optionally _reg4)")
-    base, reg = match.groups()
-    if reg is None:
-        return base, None
-    return base, int(reg) if reg else 4
+from causal_tune_ros.model.weights.load import build_from_weights
 
 
 def interpolate_pos_embed(
@@ -101,7 +48,7 @@ def interpolate_pos_embed(
     transformers (5.x) reproduces the registers variant exactly, but its ``Dinov2Model`` (no registers)
     resizes by ``size`` without the 0.1 offset, so it differs from the official model at non-native input
     sizes (identical at the native grid). ``DinoV2(..., interpolate_offset=0.0)`` reproduces it, and
-    :func:`~causal_tune_ros.model.loading.load_backbone` sets that for Hugging Face sources.
+    :meth:`DinoV2.from_pretrained` sets that for Hugging Face sources.
 
     Args:
         pos_embed: (1, 1 + M * M, C) position embeddings of the pretraining grid M x M.
@@ -312,8 +259,8 @@ class DinoV2(nn.Module):
         Accepts an official checkpoint (``dinov2_vits14_pretrain.pth``, ``dinov2_vitb14_reg4_pretrain.pth``,
         ...), a Hugging Face folder (``config.json`` + ``model.safetensors``), a hub name
         (``facebook/dinov2-large``, ``dinov2_vitl14``) or a file written by
-        :func:`causal_tune_ros.model.loading.save_official_checkpoint`. See
-        :func:`causal_tune_ros.model.loading.load_backbone` for how overrides combine with the file.
+        :func:`causal_tune_ros.model.weights.save_official_checkpoint`. See
+        :func:`causal_tune_ros.model.weights.build_from_weights` for how overrides combine with the file.
 
         Args:
             path_or_folder: The file or folder.
@@ -328,9 +275,7 @@ class DinoV2(nn.Module):
         Raises:
             CheckpointError: Missing, unreadable, corrupt or mismatching weights.
         """
-        from causal_tune_ros.model.loading import load_backbone  # loading imports this module
-
-        return load_backbone(path_or_folder, **overrides)
+        return build_from_weights(cls, path_or_folder, **overrides)
 
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, num_register_tokens={self.num_register_tokens}"
@@ -507,3 +452,19 @@ class DinoV2(nn.Module):
                 patches = patches.reshape(B, grid_h, grid_w, -1).permute(0, 3, 1, 2).contiguous()
             outputs.append((patches, out[:, 0]) if return_class_token else patches)
         return tuple(outputs)
+
+
+def load_backbone(path: str | Path, **overrides: Any) -> DinoV2:
+    """The same as :meth:`DinoV2.from_pretrained` (kept as a function for the package's public API).
+
+    Args:
+        path: Weights file, Hugging Face folder, or hub name.
+        **overrides: ``DinoV2`` keyword arguments replacing inferred settings.
+
+    Returns:
+        The loaded model in eval mode.
+
+    Raises:
+        CheckpointError: Missing, unreadable, corrupt or mismatching weights.
+    """
+    return DinoV2.from_pretrained(path, **overrides)

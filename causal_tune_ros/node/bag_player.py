@@ -40,7 +40,7 @@ def play_bag_to_node(
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from causal_tune_ros.replay.bag_io import BagReader
+    from causal_tune_ros.bags import BagReader
 
     if rate <= 0:
         raise ConfigError(f"--rate must be positive, got {rate}")

@@ -9,9 +9,11 @@ input.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
+from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -19,12 +21,11 @@ from causal_tune_ros.drivable import GridSpec, project_to_grid
 from causal_tune_ros.errors import BackendError, CausalTuneError, ConfigError, ImageConversionError
 from causal_tune_ros.imaging import compressed_to_rgb, image_to_rgb
 from causal_tune_ros.node.diagnostics import NodeStats
-from causal_tune_ros.node.outputs import StreamOutputs, confidence_image, occupancy_grid
+from causal_tune_ros.node.ground import GroundPoseSource
+from causal_tune_ros.node.outputs import Outputs, StreamOutputs, confidence_image, occupancy_grid
 from causal_tune_ros.node.parameters.settings import NodeSettings
-from causal_tune_ros.pipeline import SegmentationResult
-
-if TYPE_CHECKING:
-    from causal_tune_ros.node.core import SegmentationCore
+from causal_tune_ros.node.weather_state import WeatherSelector
+from causal_tune_ros.pipeline import SegmentationPipeline, SegmentationResult
 
 ImageMessage = Image | CompressedImage
 
@@ -72,6 +73,40 @@ def stamp_text(header: Header) -> str:
     return f"{header.stamp.sec}.{header.stamp.nanosec:09d}"
 
 
+class ProcessingHost(Protocol):
+    """What :class:`FrameProcessor` needs of the node's core (``node.core.SegmentationCore`` is one).
+
+    A Protocol rather than the core's class, so that the data path does not import the core that
+    owns it (no import cycle).
+    """
+
+    node: Node
+    log: Any  # rclpy's RcutilsLogger
+    settings: NodeSettings
+    pipeline: SegmentationPipeline | None
+    outputs: Outputs | None
+    streams: Sequence[CameraStream]
+    stats: NodeStats
+    weather: WeatherSelector
+    ground: GroundPoseSource
+
+    @property
+    def debug_enabled(self) -> bool: ...
+
+    def note_condition(self, condition: str) -> None: ...
+
+    def report_error(
+        self,
+        kind: str,
+        message: str,
+        frame_failed: bool = True,
+        exc_info: BaseException | None = None,
+        stream: CameraStream | None = None,
+    ) -> None: ...
+
+    def warn_once(self, kind: str, message: str) -> None: ...
+
+
 class FrameProcessor:
     """Turns image messages into published outputs for the core it serves.
 
@@ -82,7 +117,7 @@ class FrameProcessor:
         forwards: Batches run through the model (multi-camera node), for diagnostics.
     """
 
-    def __init__(self, core: SegmentationCore) -> None:
+    def __init__(self, core: ProcessingHost) -> None:
         self.core = core
         self.forwards = 0
 

@@ -1,7 +1,5 @@
 """Offline replay of rosbag2 recordings through the segmentation pipeline, with no ROS install.
 
-- :mod:`~causal_tune_ros.replay.bag_io`: open / iterate / write bags through ``rosbags`` (CDR, Jazzy types);
-  every failure is a :class:`~causal_tune_ros.errors.BagError`.
 - :mod:`~causal_tune_ros.replay.replayer`: :class:`Replayer`, the read -> model -> write loop.
 - :mod:`~causal_tune_ros.replay.progress`: progress bar on a terminal, log lines otherwise.
 - :mod:`~causal_tune_ros.replay.video`: side-by-side MP4 (input | overlay).
@@ -13,10 +11,11 @@
 :func:`replay_bag` processes one bag into one output bag that appears only when complete (written beside,
 then renamed); :func:`plan_replay` runs every check that needs no model first.
 
+Bags are read and written through :mod:`causal_tune_ros.bags` (re-exported here: ``BagReader``, ...).
 Importing this package pulls in neither torch nor rclpy.
 """
 
-from causal_tune_ros.replay.bag_io import BagMessage, BagReader, BagWriter, open_bag
+from causal_tune_ros.bags import BagMessage, BagReader, BagWriter, open_bag
 from causal_tune_ros.replay.replayer import (
     OUTPUT_NAMES,
     Replayer,

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from causal_tune_ros.bags import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
 
 if TYPE_CHECKING:
@@ -289,8 +289,8 @@ def options_from_args(args: argparse.Namespace, **overrides: Any) -> ReplayOptio
 
 
 def _run(args: argparse.Namespace) -> int:
+    from causal_tune_ros.bags import BagReader
     from causal_tune_ros.errors import BagError
-    from causal_tune_ros.replay.bag_io import BagReader
     from causal_tune_ros.replay.replayer import Replayer, plan_replay
     from causal_tune_ros.weather import load_band_presets
 

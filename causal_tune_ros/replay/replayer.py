@@ -9,10 +9,10 @@ Three stages per frame:
 With I/O threads (``ReplayOptions.threaded``, the default) reading runs in the calling thread, the model
 and the writer in their own threads, linked by small bounded queues (one item per frame, memory stays
 flat on long bags): PyTorch releases the GIL while it computes, so reading the next frame and writing the
-previous one overlap the model (measured 7-10 % overhead over model-only time on 2 cores, against 15-17 %
-one stage after the other: ``bench/replay_throughput.py``). The model never runs on the main thread
-(see :func:`run_in_worker`). Images are never copied on the way in (``rgb8`` data is viewed in place) and
-input messages are copied to the output bag as the raw CDR bytes they were stored as.
+previous one overlap the model (docs/PERFORMANCE.md). The model never runs on the main thread (see
+:func:`~causal_tune_ros.worker_thread.run_in_worker`). Images are never copied on the way in (``rgb8``
+data is viewed in place) and input messages are copied to the output bag as the raw CDR bytes they were
+stored as.
 
 Output topics per camera topic (see :func:`output_topics`): ``<ns>/class_mask`` (mono8 train ids),
 ``<ns>/overlay`` (rgb8), ``<ns>/drivable_mask`` (mono8, 255 drivable) and ``<ns>/weather``
@@ -22,7 +22,7 @@ and carrying its header (stamp and frame_id).
 Frames that cannot be decoded (truncated data, corrupt JPEG, bad CDR) are skipped and counted; the
 replay goes on.
 
-Outputs (see :mod:`~causal_tune_ros.replay.bag_io` for the bag layout): every check that needs no model
+Outputs (see :mod:`~causal_tune_ros.bags.writer` for the bag layout): every check that needs no model
 (input opens, topics exist, output path is safe) runs in :func:`plan_replay`, before any model is loaded or
 exported. The output bag and the video are written beside their final names and renamed into place only
 when complete; an interrupted replay (Ctrl-C, SIGTERM, an error) leaves the previous output untouched and
@@ -41,14 +41,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
-from causal_tune_ros.band import Band
-from causal_tune_ros.errors import BagError, CausalTuneError, ConfigError, ImageConversionError
-from causal_tune_ros.limits import DEFAULT_MAX_IMAGE_PIXELS
-from causal_tune_ros.replay.bag_io import (
+from causal_tune_ros.bags import (
     BAG_VERSIONS,
     DEFAULT_BAG_VERSION,
     IMAGE_TYPE,
@@ -63,12 +60,15 @@ from causal_tune_ros.replay.bag_io import (
     not_a_bag_reason,
     stamp_to_ns,
 )
+from causal_tune_ros.band import Band
+from causal_tune_ros.errors import BagError, CausalTuneError, ConfigError, ImageConversionError
+from causal_tune_ros.limits import DEFAULT_MAX_IMAGE_PIXELS
 from causal_tune_ros.replay.progress import Progress
 from causal_tune_ros.replay.video import SideBySideVideo, check_video_target, video_path_for_topic
 from causal_tune_ros.weather import CONDITIONS, DEFAULT_MIN_SECONDS
+from causal_tune_ros.worker_thread import run_in_worker
 
 LOG = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Output sub-topics written per camera topic, in this order.
 OUTPUT_NAMES = ("class_mask", "overlay", "drivable_mask", "weather")
@@ -921,43 +921,6 @@ def replay_bag(
     """
     replayer = Replayer(pipeline, options, band_presets=band_presets, on_frame=on_frame, on_skip=on_skip)
     return replayer.run(in_bag, out_path)
-
-
-def run_in_worker(fn: Callable[[], T], on_interrupt: Callable[[], None] | None = None) -> T:
-    """Call ``fn`` in a fresh thread, wait for it and return its result (re-raising its exception).
-
-    PyTorch's OpenMP workers spin-wait for the thread that drives them; when that is the process's main
-    thread and the CPU cores are oversubscribed (a shared machine, a busy vehicle computer), inference
-    was measured up to ~35x slower there than in any other thread (2 cores, load 5: 1.4 s vs 38 ms a
-    frame; ``OMP_WAIT_POLICY=PASSIVE`` removes the difference). Every model call of the replay therefore
-    runs off the main thread, and :mod:`causal_tune_ros.demo` and the benchmark do the same.
-
-    Args:
-        fn: What to run.
-        on_interrupt: Called on Ctrl-C in the caller (e.g. to ask ``fn`` to stop); the worker is then
-            awaited, so it can finish cleanly (close a bag), before ``KeyboardInterrupt`` propagates.
-    """
-    box: list[Any] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            box.append(fn())
-        except BaseException as exc:  # re-raised in the caller
-            errors.append(exc)
-
-    worker = threading.Thread(target=target, name="causal-tune-worker", daemon=True)
-    worker.start()
-    try:
-        worker.join()
-    except KeyboardInterrupt:
-        if on_interrupt is not None:
-            on_interrupt()
-            worker.join()
-        raise
-    if errors:
-        raise errors[0]
-    return box[0]
 
 
 def _put(q: queue.Queue, item: object, stop: threading.Event, force: bool = False) -> bool:

@@ -213,7 +213,7 @@ def _pose_rt(pose: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def camera_info_msg(header: Any, K: np.ndarray, height: int, width: int) -> Any:
     """``sensor_msgs/CameraInfo`` (rosbags class) for an undistorted pinhole camera ``K``."""
-    from causal_tune_ros.replay.bag_io import CAMERA_INFO_TYPE, msg_class
+    from causal_tune_ros.bags import CAMERA_INFO_TYPE, msg_class
 
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)
     P = np.zeros((3, 4), dtype=np.float64)
@@ -236,7 +236,7 @@ def camera_info_msg(header: Any, K: np.ndarray, height: int, width: int) -> Any:
 
 def tf_static_msg(stamp: int, pose: Any) -> Any:
     """``tf2_msgs/TFMessage`` with ``base_link`` -> ``camera_optical_frame`` from a ground pose."""
-    from causal_tune_ros.replay.bag_io import TF_MESSAGE_TYPE, make_header, msg_class
+    from causal_tune_ros.bags import TF_MESSAGE_TYPE, make_header, msg_class
 
     rotation, translation = _pose_rt(pose)
     qx, qy, qz, qw = rotation_to_quaternion(rotation)
@@ -303,8 +303,7 @@ def write_drive(
     """
     import time
 
-    from causal_tune_ros.imaging import numpy_to_image
-    from causal_tune_ros.replay.bag_io import (
+    from causal_tune_ros.bags import (
         CAMERA_INFO_TYPE,
         COMPRESSED_IMAGE_TYPE,
         IMAGE_TYPE,
@@ -315,6 +314,7 @@ def write_drive(
         msg_class,
         qos_profile,
     )
+    from causal_tune_ros.imaging import numpy_to_image
 
     started = time.perf_counter()
     conditions = parse_conditions(conditions)

@@ -2,10 +2,9 @@
 
 The frame is area-averaged by an integer factor to about :data:`DETAIL_WIDTH` px wide for the
 fine-detail cues and from there to :data:`SMALL_WIDTH` px for global statistics; rain streaks are measured
-on a grey frame about :data:`STREAK_FINE_WIDTH` px wide. All of it costs about 1 ms at 512 x 256 and
-2 ms (cache-warm) to 6 ms (a fresh frame, busy machine) at 1024 x 512 on one CPU core
-(``bench/weather_classifier.py``), 10-20 % more than the first version of this module. Values are in
-[0, 1] unless noted (``Y`` is Rec. 601 luma of RGB / 255).
+on a grey frame about :data:`STREAK_FINE_WIDTH` px wide: a few milliseconds a frame on one CPU core
+(docs/PERFORMANCE.md, "Weather classifier"). Values are in [0, 1] unless noted (``Y`` is Rec. 601 luma
+of RGB / 255).
 
 ========================  ========================================================================
 statistic                 definition
@@ -66,11 +65,11 @@ Weber contrast) have strong, well-known cues. Snow relies on a white, unsaturate
 flakes or strong structure; bright overcast concrete can imitate it. Rain is the weak one: streaks are
 thin, often motion-blurred away or invisible at low resolution, and wet roads look like clear ones, so
 faint streaks only count in dull (unsaturated) light. On the renderings every condition is right on
-held-out scenes at 256 x 512 and above, but rain drops to ~88 % at 168 x 336 (too few, too short streaks),
-and it is the first cue to miss on real footage. The values were not fitted on real bad-weather
-data (ACDC); prefer ``weather.mode: topic`` when a better signal (a rain sensor, wipers, a weather
-service) exists. :class:`WeatherClassifier` adds hysteresis, in seconds of message time, so a borderline frame
-sequence does not flap the band.
+held-out scenes at 256 x 512 and above, but rain is missed more often at 168 x 336 (too few, too short
+streaks; docs/PERFORMANCE.md), and it is the first cue to miss on real footage. The values were not
+fitted on real bad-weather data (ACDC); prefer ``weather.mode: topic`` when a better signal (a rain
+sensor, wipers, a weather service) exists. :class:`WeatherClassifier` adds hysteresis, in seconds of
+message time, so a borderline frame sequence does not flap the band.
 """
 
 from __future__ import annotations
@@ -184,7 +183,7 @@ def _resize(rgb: np.ndarray, width: int) -> np.ndarray:
 def _shrink(rgb: np.ndarray, width: int) -> np.ndarray:
     """Area-average by the integer factor that brings the width nearest ``width``.
 
-    OpenCV's area resize has a fast path for exact integer factors (about 2x faster than 1024 -> 192);
+    OpenCV's area resize has a fast path for exact integer factors (docs/PERFORMANCE.md);
     cropping the < factor leftover pixels at the right and bottom edges does not change the statistics.
     """
     h, w = rgb.shape[:2]

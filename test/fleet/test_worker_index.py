@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from causal_tune_ros.fleet.inputs import find_bags
-from causal_tune_ros.fleet.worker import BagProcessor, ModelSettings, WorkerConfig
-from causal_tune_ros.replay.bag_io import (
+from causal_tune_ros.bags import (
     IMAGE_TYPE,
     STRING_TYPE,
     BagWriter,
@@ -18,6 +16,8 @@ from causal_tune_ros.replay.bag_io import (
     msg_class,
     serialize,
 )
+from causal_tune_ros.fleet.inputs import find_bags
+from causal_tune_ros.fleet.worker import BagProcessor, ModelSettings, WorkerConfig
 from causal_tune_ros.replay.replayer import ReplayOptions
 from causal_tune_ros.weather import load_band_presets
 

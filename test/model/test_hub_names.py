@@ -14,7 +14,7 @@ from causal_tune_ros.model import DinoV2, save_official_checkpoint
 from causal_tune_ros.model.causal_tune import CausalTuneSegmenter
 from causal_tune_ros.model.checkpoint import read_checkpoint_metadata, save_checkpoint
 from causal_tune_ros.model.heads import LightHead
-from causal_tune_ros.model.loading import OFFICIAL_URL, resolve_backbone_source
+from causal_tune_ros.model.weights import OFFICIAL_URL, resolve_backbone_source
 
 transformers = pytest.importorskip("transformers")
 hf_constants = pytest.importorskip("huggingface_hub.constants")

@@ -12,7 +12,7 @@ import torch
 from causal_tune_ros.errors import CheckpointError
 from causal_tune_ros.model import DinoV2, load_backbone, load_weights, save_official_checkpoint
 from causal_tune_ros.model.dinov2 import ARCHS
-from causal_tune_ros.model.loading import config_from_state_dict
+from causal_tune_ros.model.weights import config_from_state_dict
 
 transformers = pytest.importorskip("transformers")
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from causal_tune_ros.replay.bag_io import (
+from causal_tune_ros.bags import (
     COMPRESSED_IMAGE_TYPE,
     IMAGE_TYPE,
     STRING_TYPE,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from causal_tune_ros.bags import IMAGE_TYPES, deserialize, stamp_to_ns
 from causal_tune_ros.cli import main
-from causal_tune_ros.replay.bag_io import IMAGE_TYPES, deserialize, stamp_to_ns
 from causal_tune_ros.replay.replayer import (
     Replayer,
     ReplayOptions,

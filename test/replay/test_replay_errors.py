@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from rosbags.rosbag2 import Reader
 
-from causal_tune_ros.cli import main
-from causal_tune_ros.errors import BagError
-from causal_tune_ros.replay.bag_io import (
+from causal_tune_ros.bags import (
     COMPRESSED_IMAGE_TYPE,
     IMAGE_TYPE,
     STRING_TYPE,
@@ -20,6 +18,8 @@ from causal_tune_ros.replay.bag_io import (
     msg_class,
     serialize,
 )
+from causal_tune_ros.cli import main
+from causal_tune_ros.errors import BagError
 
 
 def _replay_args(in_bag: Path, out_bag: Path, checkpoint: Path, *extra: str) -> list[str]:

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from rosbags.rosbag2 import Reader
 
+from causal_tune_ros.bags import IMAGE_TYPE, BagReader, BagWriter, make_header, msg_class
 from causal_tune_ros.cli import main
 from causal_tune_ros.errors import BagError
 from causal_tune_ros.replay import Replayer, ReplayOptions
-from causal_tune_ros.replay.bag_io import IMAGE_TYPE, BagReader, BagWriter, make_header, msg_class
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from rosbags.rosbag2 import Reader
 
+from causal_tune_ros.bags import deserialize
 from causal_tune_ros.cli import main
-from causal_tune_ros.replay.bag_io import deserialize
 
 
 @pytest.fixture(scope="module")

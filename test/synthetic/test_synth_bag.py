@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from causal_tune_ros.bags import deserialize, stamp_to_ns
 from causal_tune_ros.cli import main
 from causal_tune_ros.imaging import compressed_to_rgb, image_to_rgb
-from causal_tune_ros.replay.bag_io import deserialize, stamp_to_ns
 from causal_tune_ros.synthetic import render_scene
 from causal_tune_ros.synthetic.bag import (
     PERIOD_NS,

@@ -295,9 +295,10 @@ def run_demo(
     from causal_tune_ros.classes import load_classes
     from causal_tune_ros.pipeline import SegmentationPipeline
     from causal_tune_ros.replay.command import default_checkpoint
-    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, run_in_worker
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions
     from causal_tune_ros.synthetic.bag import IMAGE_TOPIC, drive_frames, write_drive
     from causal_tune_ros.weather import load_band_presets
+    from causal_tune_ros.worker_thread import run_in_worker
 
     started = time.perf_counter()
     out = Path(out_dir)
