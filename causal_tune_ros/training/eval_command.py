@@ -172,7 +172,7 @@ def _describe_set(dataset: Any, max_samples: int | None) -> str:
 
 def _resolve_checkpoint(path: str) -> Path:
     from causal_tune_ros.errors import CheckpointError
-    from causal_tune_ros.training.trainer import MODEL_FILE, resolve_resume
+    from causal_tune_ros.training.run_state import MODEL_FILE, resolve_resume
 
     p = Path(path)
     if p.is_dir():
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from causal_tune_ros.training.config import DatasetConfig, EvalConfig, load_train_config
     from causal_tune_ros.training.distributed import cleanup, init_distributed
     from causal_tune_ros.training.evaluate import evaluate_bands, format_markdown, write_tables
-    from causal_tune_ros.training.trainer import build_dataset_from_config
+    from causal_tune_ros.training.samples import build_dataset_from_config
 
     eval_cfg = EvalConfig()
     sets: list[DatasetConfig] = []
