@@ -2,8 +2,8 @@
 
 - :mod:`~causal_tune_ros.replay.bag_io`: open / iterate / write bags through ``rosbags`` (CDR, Jazzy types);
   every failure is a :class:`~causal_tune_ros.errors.BagError`.
-- :mod:`~causal_tune_ros.replay.replayer`: :class:`Replayer`, the read -> model -> write loop.
-- :mod:`~causal_tune_ros.replay.progress`: progress bar on a terminal, log lines otherwise.
+- :mod:`~causal_tune_ros.replay.replayer`: :class:`Replayer`, the read -> model -> write loop (progress on
+  :mod:`causal_tune_ros.progress`).
 - :mod:`~causal_tune_ros.replay.video`: side-by-side MP4 (input | overlay).
 - :mod:`~causal_tune_ros.replay.command`: ``causal-tune replay``.
 

@@ -42,12 +42,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tqdm import tqdm
+
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import CausalTuneError
+from causal_tune_ros.progress import progress_bar
 from causal_tune_ros.replay.bag_io import IMAGE_TYPE, STRING_TYPE, BagReader, BagWriter, msg_class
 from causal_tune_ros.replay.options import ReplayOptions, check_options
 from causal_tune_ros.replay.plan import ReplayPlan, plan_replay, select_image_topics
-from causal_tune_ros.replay.progress import Progress
 from causal_tune_ros.replay.reading import (
     FrameCallback,
     Item,
@@ -213,7 +215,7 @@ class Replayer:
                 raise
             return writer
 
-        progress = Progress(plan.total, label="replay", enabled=opts.progress)
+        progress = progress_bar(plan.total, "replay", unit="frame", enabled=opts.progress)
         videos: dict[str, SideBySideVideo] = {}
         if opts.video:
             for topic in image_topics:
@@ -253,7 +255,7 @@ class Replayer:
         weather: WeatherSource,
         summary: ReplaySummary,
         videos: dict[str, SideBySideVideo],
-        progress: Progress,
+        progress: tqdm,
     ) -> None:
         """Run the three stages: reading here, the model and the writer in their own threads.
 
@@ -384,7 +386,7 @@ class Replayer:
         item: Item,
         summary: ReplaySummary,
         videos: dict[str, SideBySideVideo],
-        progress: Progress,
+        progress: tqdm,
     ) -> None:
         """Stage 3: copy the input messages, serialise and write the outputs, video, progress."""
         from causal_tune_ros.imaging import numpy_to_image

@@ -25,6 +25,7 @@ from torch import nn
 
 from causal_tune_ros.classes import IGNORE_ID
 from causal_tune_ros.errors import ConfigError, DatasetError
+from causal_tune_ros.progress import progress_bar
 from causal_tune_ros.training.distributed import DistInfo, all_gather_object, all_reduce_sum, shard_indices
 from causal_tune_ros.training.eval_result import ALL, MEAN, UNKNOWN, BandSetting, EvalResult, band_label
 from causal_tune_ros.training.eval_tables import (
@@ -119,7 +120,7 @@ def evaluate_bands(
         device: Compute device (default: the model's).
         amp: ``off``, ``bf16`` or ``fp16`` autocast on CUDA.
         num_workers: DataLoader worker processes reading samples.
-        progress: Show a tqdm bar (rank 0 only).
+        progress: Show progress (rank 0 only): a bar on a terminal, log lines otherwise.
         dist_info: Under ``torchrun``: this rank's :class:`DistInfo`; samples are sharded and the confusion
             matrices all-reduced (every rank returns the same results).
         dataset_name: Name shown in tables.
@@ -160,11 +161,9 @@ def evaluate_bands(
     was_training = inner.training
     model.eval()
     indices = shard_indices(n, info)
-    bar = None
-    if progress and info.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(indices), desc=f"eval {dataset_name}".strip(), unit="img", dynamic_ncols=True)
+    bar = progress_bar(
+        len(indices), f"eval {dataset_name}".strip(), unit="img", enabled=progress and info.is_main
+    )
 
     pending: list[tuple[np.ndarray, np.ndarray, str]] = []
 
@@ -194,16 +193,14 @@ def evaluate_bands(
                 cm.update(pred, labels)  # the ALL matrix is the sum over conditions, formed below
         for _, _, cond in pending:
             counts[cond] = counts.get(cond, 0) + 1
-        if bar is not None:
-            bar.update(len(pending))
+        bar.update(len(pending))
         pending.clear()
 
     try:
         for index, item in _iterate(dataset, indices, num_workers):
             image, labels, cond = _check_item(item, index)
             if wanted is not None and cond not in wanted:
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
                 continue
             first_seen.setdefault(cond, index)
             if pending and (pending[0][0].shape != image.shape or len(pending) >= batch_size):
@@ -211,8 +208,7 @@ def evaluate_bands(
             pending.append((image, labels, cond))
         flush()
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         model.train(was_training)
 
     # Every rank must reduce the same conditions in the same order, whatever share of data it saw.

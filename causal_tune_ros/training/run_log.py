@@ -15,17 +15,12 @@ from typing import Any
 import yaml
 
 from causal_tune_ros.fileio import atomic_path
+from causal_tune_ros.progress import format_duration
 from causal_tune_ros.training.config import TrainConfig
 from causal_tune_ros.training.run_state import METRICS_FILE, emit
 from causal_tune_ros.training.schedule import EtaEstimator
 
 METRICS_FIELDS = ("step", "epoch", "loss", "lr", "time_s", "images_per_s", "val_miou", "val_pixel_accuracy")
-
-
-def format_seconds(seconds: float) -> str:
-    """``3725`` -> ``"1:02:05"``."""
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 @dataclass
@@ -115,8 +110,8 @@ class RunLogger:
         left = self.eta.remaining(stop - step)
         line = (
             f"step {step}/{stop} loss {row['loss']:.4f} lr {row['lr']:.3e} "
-            f"{row['images_per_s']:.2f} img/s elapsed {format_seconds(elapsed)} "
-            f"eta {'?' if left is None else format_seconds(left)}"
+            f"{row['images_per_s']:.2f} img/s elapsed {format_duration(elapsed)} "
+            f"eta {'?' if left is None else format_duration(left)}"
         )
         if row["val_miou"] is not None:
             line += f" val mIoU {100 * row['val_miou']:.2f} aAcc {100 * row['val_pixel_accuracy']:.2f}"

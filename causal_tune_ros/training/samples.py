@@ -16,10 +16,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from causal_tune_ros.errors import ConfigError, DatasetError
+from causal_tune_ros.progress import format_duration, progress_bar
 from causal_tune_ros.training.augment import AugmentParams, augment, pad_pair, padded_size
 from causal_tune_ros.training.config import AugmentConfig, DatasetConfig, TrainConfig
 from causal_tune_ros.training.distributed import DistInfo
-from causal_tune_ros.training.run_log import format_seconds
 from causal_tune_ros.training.run_state import emit
 
 
@@ -263,22 +263,13 @@ class TrainBatches:
         if show:
             emit(f"caching {len(missing)} training images (data.cache) before the first step")
         t0 = time.perf_counter()
-        progress = None
-        if show and bar:
-            from tqdm import tqdm
-
-            progress = tqdm(total=len(missing), desc="cache", unit="img", dynamic_ncols=True)
-        try:
+        with progress_bar(len(missing), "cache", unit="img", enabled=show and bar, tty=True) as progress:
             for start in range(0, len(missing), 16):
                 chunk = missing[start : start + 16]
                 cache.fill(chunk)
-                if progress is not None:
-                    progress.update(len(chunk))
-        finally:
-            if progress is not None:
-                progress.close()
+                progress.update(len(chunk))
         if show:
-            emit(f"cached {len(missing)} images in {format_seconds(time.perf_counter() - t0)}")
+            emit(f"cached {len(missing)} images in {format_duration(time.perf_counter() - t0)}")
 
 
 def val_input_size(cfg: TrainConfig) -> tuple[int, int] | None:

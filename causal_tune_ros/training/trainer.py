@@ -34,6 +34,7 @@ from torch import nn
 from causal_tune_ros.band import Band
 from causal_tune_ros.classes import IGNORE_ID, ClassSet, load_classes
 from causal_tune_ros.errors import CheckpointError, ConfigError
+from causal_tune_ros.progress import is_terminal, progress_bar
 from causal_tune_ros.training.config import TrainConfig, micro_batch_size
 from causal_tune_ros.training.distributed import (
     DistInfo,
@@ -462,14 +463,12 @@ class Trainer:
     def _use_bars(self) -> bool:
         """tqdm bars (a terminal, or ``run.progress: bar``) rather than log lines."""
         mode = self.cfg.run.progress
-        return not (mode == "log" or (mode == "auto" and not sys.stderr.isatty()))
+        return not (mode == "log" or (mode == "auto" and not is_terminal(sys.stderr)))
 
     def _progress_bar(self, stop: int) -> Any:
         if not self._use_bars():
             return None
-        from tqdm import tqdm
-
-        return tqdm(total=stop, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        return progress_bar(stop, "train", unit="step", initial=self.step, tty=True)
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it."""
