@@ -22,12 +22,11 @@ PYTHON_KEYS = {
 #: Modules that ROS packages of the same name provide.
 ROS_PACKAGES = {"rclpy", "rcl_interfaces", "tf2_ros", "ament_index_python", "launch", "launch_ros"}
 #: Imported, but not installable through rosdep (documented in the README's "On a vehicle"): torch for
-#: the platform (JetPack's CUDA wheel on Orin), safetensors, rosbags-image, simplejpeg (strict JPEG
-#: decoding), PyAV (H.264 video), and the optional backends.
+#: the platform (JetPack's CUDA wheel on Orin), safetensors, simplejpeg (strict JPEG decoding), PyAV
+#: (H.264 video), and the optional backends.
 PIP_ONLY = {
     "torch",
     "safetensors",
-    "rosbags_image",
     "simplejpeg",
     "av",
     "onnx",
@@ -66,7 +65,6 @@ def test_every_import_has_a_rosdep_key_or_is_documented_as_pip_only() -> None:
     for module in (
         "torch",
         "safetensors",
-        "rosbags-image",
         "simplejpeg",
         " av",
         "--system-site-packages",
