@@ -19,7 +19,7 @@ from causal_tune_ros.backends.base import (
     BackendSpec,
     band_array,
     parse_size,
-    recorded_input_size,
+    recorded_input_size_or_none,
 )
 from causal_tune_ros.errors import CausalTuneError
 
@@ -32,7 +32,7 @@ __all__ = [
     "create_backend",
     "load_backend_with_fallback",
     "parse_size",
-    "recorded_input_size",
+    "recorded_input_size_or_none",
     "resolve_spec",
     "tensorrt_available",
 ]

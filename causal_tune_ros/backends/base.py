@@ -20,6 +20,7 @@ import numpy as np
 from causal_tune_ros.backends.cache import model_hash
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BackendError, CausalTuneError, ConfigError
+from causal_tune_ros.sizes import parse_input_size as parse_size  # backends' name for it (public)
 
 LOGGER = logging.getLogger("causal_tune_ros.backends")
 
@@ -29,8 +30,6 @@ BACKEND_NAMES = ("auto", "eager", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
 #: Accepted values of :attr:`BackendSpec.precision`.
 PRECISIONS = ("fp32", "fp16", "int8")
-#: DINOv2 patch size: network input sides must be multiples of it.
-PATCH_SIZE = 14
 #: Network input (H, W) used when a spec names none: DINOv2's native height, a 1:2 road-camera aspect.
 DEFAULT_INPUT_SIZE = (518, 1036)
 
@@ -99,34 +98,6 @@ class BackendSpec:
     def with_changes(self, **changes: Any) -> BackendSpec:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
-
-
-def parse_size(value: str | Sequence[int]) -> tuple[int, int]:
-    """Read a network input size given as ``"HxW"`` or ``(H, W)``.
-
-    Args:
-        value: ``"518x1036"``, ``(518, 1036)`` or ``[518, 1036]``.
-
-    Returns:
-        ``(H, W)`` as ints.
-
-    Raises:
-        ConfigError: Unless both sides are positive multiples of 14.
-    """
-    try:
-        if isinstance(value, str):
-            parts = value.lower().replace(",", "x").split("x")
-            h, w = (int(p) for p in parts)
-        else:
-            h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"input size must be 'HxW' or (H, W), got {value!r}") from None
-    if h <= 0 or w <= 0 or h % PATCH_SIZE or w % PATCH_SIZE:
-        raise ConfigError(
-            f"input size {h}x{w}: both sides must be positive multiples of {PATCH_SIZE} (e.g. "
-            f"{max(1, round(h / PATCH_SIZE)) * PATCH_SIZE}x{max(1, round(w / PATCH_SIZE)) * PATCH_SIZE})"
-        )
-    return h, w
 
 
 def band_array(band: Band | Sequence[float] | np.ndarray) -> np.ndarray:
@@ -322,7 +293,7 @@ class Backend(abc.ABC):
         return f"{type(self).__name__}({self.spec.device}, {self.spec.precision}, {h}x{w})"
 
 
-def recorded_input_size(checkpoint: str | Path | None) -> tuple[int, int] | None:
+def recorded_input_size_or_none(checkpoint: str | Path | None) -> tuple[int, int] | None:
     """The network input size a checkpoint records, or ``None`` (no checkpoint, no record, unreadable).
 
     Never raises: a missing or broken file is reported, with its reason, when the backend loads it.

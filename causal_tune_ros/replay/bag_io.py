@@ -173,9 +173,10 @@ def qos_profile(kind: str = "reliable", depth: int = 10) -> list[Any]:
     ]
 
 
-def storage_for(path: str | Path, storage: str | None = None) -> str:
+def storage_for(path: str | Path, storage: str | None = None, like: str | Path | None = None) -> str:
     """Storage plugin to write ``path`` with: ``storage`` if given, else from a ``.mcap``/``.db3`` suffix,
-    else ``mcap`` (the ROS 2 default since Iron).
+    else the storage of the existing bag ``like`` (a replay writes what it read), else ``mcap`` (the ROS 2
+    default since Iron).
 
     Raises:
         BagError: For an unknown storage name.
@@ -184,7 +185,17 @@ def storage_for(path: str | Path, storage: str | None = None) -> str:
         if storage not in STORAGES:
             raise BagError(f"unknown storage {storage!r}; expected one of {', '.join(STORAGES)}")
         return storage
-    return _SUFFIX_STORAGE.get(Path(path).suffix, "mcap")
+    if Path(path).suffix in _SUFFIX_STORAGE:
+        return _SUFFIX_STORAGE[Path(path).suffix]
+    return "mcap" if like is None else storage_of(like)
+
+
+def storage_of(path: str | Path) -> str:
+    """Storage plugin of an existing bag: a bare file's suffix, else the storage files in its folder."""
+    path = Path(path)
+    if path.is_file():
+        return _SUFFIX_STORAGE.get(path.suffix, "sqlite3")
+    return "mcap" if any(path.glob("*.mcap")) else "sqlite3"
 
 
 def _resolve(path: str | Path) -> Path:

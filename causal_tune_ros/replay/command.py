@@ -192,7 +192,7 @@ def build_pipeline(
         BackendSpec,
         load_backend_with_fallback,
         parse_size,
-        recorded_input_size,
+        recorded_input_size_or_none,
     )
     from causal_tune_ros.classes import load_classes
     from causal_tune_ros.pipeline import SegmentationPipeline
@@ -200,7 +200,7 @@ def build_pipeline(
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     if not ckpt.exists():
         raise ConfigError(f"checkpoint {ckpt} does not exist")
-    size = parse_size(input_size) if input_size else (recorded_input_size(ckpt) or DEFAULT_INPUT_SIZE)
+    size = parse_size(input_size) if input_size else (recorded_input_size_or_none(ckpt) or DEFAULT_INPUT_SIZE)
     spec = BackendSpec(
         name=backend,
         checkpoint=ckpt,

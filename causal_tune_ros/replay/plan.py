@@ -13,6 +13,7 @@ from causal_tune_ros.replay.bag_io import (
     bag_paths,
     check_not_overlapping,
     not_a_bag_reason,
+    storage_for,
 )
 from causal_tune_ros.replay.options import ReplayOptions, check_options
 from causal_tune_ros.replay.topics import is_camera_topic, output_topics
@@ -128,17 +129,8 @@ def plan_replay(bag: BagReader, out_path: str | Path, options: ReplayOptions) ->
         outputs=outputs,
         copied_topics=copied,
         dropped=dropped,
-        storage=options.storage or _storage_like(in_path, out_path),
+        storage=storage_for(out_path, options.storage, like=in_path),
         total=total,
         videos=videos,
         protected=protected,
     )
-
-
-def _storage_like(in_path: Path, out_path: Path) -> str:
-    """Output storage: from the output suffix if it names one, else the input's storage."""
-    if out_path.suffix in (".mcap", ".db3"):
-        return "mcap" if out_path.suffix == ".mcap" else "sqlite3"
-    if in_path.is_file():
-        return "mcap" if in_path.suffix == ".mcap" else "sqlite3"
-    return "mcap" if list(in_path.glob("*.mcap")) else "sqlite3"

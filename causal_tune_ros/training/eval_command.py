@@ -26,17 +26,13 @@ HELP = "evaluate a checkpoint: per-class IoU, mIoU, pixel accuracy, per-conditio
 
 
 def _pair(text: str) -> tuple[int, int]:
-    """``512`` -> (512, 512); ``512,1024`` or ``512x1024`` -> (512, 1024)."""
-    parts = text.lower().replace("x", ",").split(",")
+    """``512`` -> (512, 512); ``512,1024`` or ``512x1024`` -> (512, 1024) (argparse's type)."""
+    from causal_tune_ros.sizes import parse_size
+
     try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or H,W, got {text!r}") from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"expected positive N or H,W, got {text!r}")
-    return values[0], values[1]
+        return parse_size(text, what="size", square=True)
+    except ValueError as exc:  # ConfigError: shown by argparse as a usage error
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

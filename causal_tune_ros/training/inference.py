@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.training.augment import PATCH_SIZE, fit_size
+from causal_tune_ros.sizes import PATCH_SIZE
+from causal_tune_ros.training.augment import fit_size
 from causal_tune_ros.training.eval_result import BandSetting
 
 
