@@ -24,7 +24,7 @@ from causal_tune_ros.errors import BackendError, CausalTuneError, ConfigError
 LOGGER = logging.getLogger("causal_tune_ros.backends")
 
 #: Accepted values of :attr:`BackendSpec.name`.
-BACKEND_NAMES = ("auto", "eager", "onnxruntime", "tensorrt")
+BACKEND_NAMES = ("auto", "eager", "compiled", "onnxruntime", "tensorrt")
 #: Accepted values of :attr:`BackendSpec.device`.
 DEVICES = ("cpu", "cuda")
 #: Accepted values of :attr:`BackendSpec.precision`.
@@ -45,7 +45,7 @@ class BackendSpec:
 
     Attributes:
         name: ``auto`` (TensorRT when CUDA and torch_tensorrt are importable, else eager), ``eager``,
-            ``onnxruntime`` or ``tensorrt``.
+            ``compiled`` (eager through ``torch.compile``), ``onnxruntime`` or ``tensorrt``.
         checkpoint: Causal-Tune checkpoint (safetensors). Needed by eager and to build/validate artefacts;
             an onnxruntime backend given only ``artefact`` runs without it.
         backbone: DINOv2 weights file or folder, or ``None`` when the checkpoint embeds the backbone.
@@ -55,7 +55,8 @@ class BackendSpec:
             (onnxruntime dynamic quantization).
         cache_dir: Where exported graphs / engines are cached (default :func:`~.cache.default_cache_dir`).
         force_rebuild: Rebuild a cached artefact even when it is valid.
-        torch_compile: Eager only: wrap the model in ``torch.compile``.
+        torch_compile: Eager only: wrap the model in ``torch.compile`` on first use (the ``compiled``
+            backend compiles at load time, whole-graph, with CUDA graphs on CUDA).
         artefact: A prebuilt ONNX file / TensorRT program to use instead of the cache (checked against
             its JSON sidecar).
         num_threads: CPU threads for inference (``None``: library default).
