@@ -1,26 +1,14 @@
 """One object the node, replay and demo share: an RGB image in, class mask / confidence / overlay / drivable
 mask out, at the input's resolution, given a backend and a band.
 
-Post-processing choice (measured on this 2-core CPU, 19 classes, logits 129 x 259 from a 518 x 1036 input,
-synthetic street scenes; see ``bench/backends.py --pipeline``):
+Post-processing runs where the logits are: with numpy on the host (:mod:`causal_tune_ros.upsampling`) for
+CPU backends, or as torch ops on the backend's device (:mod:`causal_tune_ros.postprocess_torch`) when the
+backend runs on CUDA, so only uint8 / float16 results cross to the host. Both give the same class ids:
+the exact argmax of the bilinearly upsampled logits. docs/PERFORMANCE.md has the measurements behind the
+choice.
 
-- bilinear upsampling of all K logit maps to the image, then argmax (what mmseg does): the reference
-  quality, but it touches K x H x W floats: 49 ms at 720p, 107 ms at 1080p;
-- argmax at low resolution, then nearest upsampling: 2 ms, but blocky edges (8-pixel steps at 1080p) and
-  1.0 % of pixels differ from the reference;
-- **chosen: exact bilinear argmax computed only where it can differ from the low-resolution answer.**
-  Bilinear weights are non-negative and sum to one, so if the four low-resolution cells around an output
-  pixel share the same argmax class c, then ``L_c - L_j`` is positive at all four and stays positive
-  everywhere between them: the upsampled argmax is c. Only pixels whose four source cells disagree (a thin
-  band along class boundaries) get the full K-class bilinear interpolation. The result is identical to
-  the reference (bit-for-bit on the class ids) at a fraction of the cost. The boundary pixels are
-  interpolated a chunk at a time (``limits.UPSAMPLE_CHUNK_BYTES``), so even a frame where every cell is
-  a boundary costs a bounded amount of memory.
-
-Confidence is the maximum softmax probability computed at the logits' resolution and upsampled
-bilinearly (one channel instead of K): a smooth, cheap estimate for display and diagnostics.
-
-This module imports no rclpy (ROS stays in ``node/``).
+This module imports no rclpy (ROS stays in ``node/``) and no torch (the torch post-processor is imported
+only when used).
 """
 
 from __future__ import annotations
@@ -38,10 +26,13 @@ from causal_tune_ros.band import Band
 from causal_tune_ros.classes import ClassSet, load_classes
 from causal_tune_ros.drivable import drivable_mask
 from causal_tune_ros.errors import BackendError, ConfigError, ImageConversionError
-from causal_tune_ros.limits import UPSAMPLE_CHUNK_BYTES
+from causal_tune_ros.upsampling import max_probability, upsample_argmax
 
 #: Upsampling modes: ``bilinear`` (exact bilinear-logit argmax, see the module docstring) or ``nearest``.
 UPSAMPLE_MODES = ("bilinear", "nearest")
+#: Where post-processing runs: ``auto`` (torch on the device for CUDA backends that keep their logits
+#: there, else numpy), ``numpy`` (host) or ``torch`` (the backend's device, CPU included).
+POSTPROCESS_MODES = ("auto", "numpy", "torch")
 
 
 @dataclass
@@ -67,148 +58,6 @@ class SegmentationResult:
     band: Band
 
 
-def _sample_grid(out_len: int, in_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear source indices and weights along one axis (``align_corners=False``, edge clamped).
-
-    Returns:
-        ``(i0, i1, w1)``: for output index ``o`` the value is ``(1 - w1) * v[i0] + w1 * v[i1]``.
-    """
-    pos = (np.arange(out_len, dtype=np.float64) + 0.5) * (in_len / out_len) - 0.5
-    pos = np.clip(pos, 0.0, in_len - 1)
-    i0 = np.floor(pos).astype(np.intp)
-    i1 = np.minimum(i0 + 1, in_len - 1)
-    return i0, i1, (pos - i0).astype(np.float32)
-
-
-def upsample_argmax(
-    logits: np.ndarray, out_size: tuple[int, int], chunk_bytes: int = UPSAMPLE_CHUNK_BYTES
-) -> np.ndarray:
-    """Argmax of the bilinearly upsampled logits, computed exactly but only near class boundaries.
-
-    Equal to ``argmax_k resize_bilinear(logits[k], out_size)`` (``align_corners=False``, as
-    ``cv2.resize(..., INTER_LINEAR)``); see the module docstring for why the shortcut is exact.
-
-    Output pixels are grouped by the low-resolution cell ``(y0, x0)`` they interpolate from: a cell
-    whose 2 x 2 neighbourhood holds one class fills its block with that class; the "boundary" cells get
-    their whole block interpolated at once (one (rows, cols, K) tensor per cell, no per-pixel gathers),
-    a chunk of cells at a time so that the K-class temporaries stay within ``chunk_bytes`` however many
-    boundary cells there are (blocks larger than that are split into slabs of rows and columns).
-    Working memory beyond the (H, W) output is therefore about ``H * w + chunk_bytes`` bytes.
-
-    Args:
-        logits: (K, h, w) float32, K <= 255.
-        out_size: Output ``(H, W)``.
-        chunk_bytes: Memory budget of one chunk of boundary cells (results do not depend on it).
-
-    Returns:
-        (H, W) uint8 class ids.
-    """
-    k, h, w = logits.shape
-    H, W = out_size
-    low = logits.argmax(axis=0).astype(np.uint8)
-    y0, _, wy = _sample_grid(H, h)
-    x0, _, wx = _sample_grid(W, w)
-    next_x = np.minimum(np.arange(w) + 1, w - 1)
-    next_y = np.minimum(np.arange(h) + 1, h - 1)
-    down = low[next_y]
-    disagree = (low != low[:, next_x]) | (low != down) | (low != down[:, next_x])
-    # Row then column gathers (np.take) are ~8x faster than one np.ix_ fancy index.
-    out = np.take(np.take(low, y0, axis=0), x0, axis=1)  # right wherever the four source cells agree
-    cy, cx = np.nonzero(disagree)
-    if cy.size == 0:
-        return out
-    # Output rows / columns of each cell: contiguous runs, since y0 and x0 are non-decreasing.
-    cells_y, cells_x = np.arange(h), np.arange(w)
-    row_start = np.searchsorted(y0, cells_y, "left")
-    row_count = np.searchsorted(y0, cells_y, "right") - row_start
-    col_start = np.searchsorted(x0, cells_x, "left")
-    col_count = np.searchsorted(x0, cells_x, "right") - col_start
-    keep = (row_count[cy] > 0) & (col_count[cx] > 0)  # cells no output pixel samples from
-    cy, cx = cy[keep], cx[keep]
-    # Bytes per interpolated output pixel: two float32 K-vectors alive at once (the blend and its
-    # sum), the int64 argmax, and the index / mask arrays of the write-back.
-    per_pixel = 8 * k + 32
-    max_pixels = max(1, int(chunk_bytes) // per_pixel)
-    R, C = int(row_count.max()), int(col_count.max())
-    slab_c = min(C, max_pixels)
-    slab_r = min(R, max(1, max_pixels // slab_c))
-    per_chunk = max(1, max_pixels // (slab_r * slab_c))
-    cells = logits.transpose(1, 2, 0)  # (h, w, K) view
-    for r_off in range(0, R, slab_r):
-        r_idx = r_off + np.arange(min(slab_r, R - r_off))
-        for c_off in range(0, C, slab_c):
-            c_idx = c_off + np.arange(min(slab_c, C - c_off))
-            for first in range(0, cy.size, per_chunk):
-                _interpolate_block(
-                    out,
-                    cells,
-                    cy[first : first + per_chunk],
-                    cx[first : first + per_chunk],
-                    (row_start, row_count, r_idx, wy, next_y),
-                    (col_start, col_count, c_idx, wx, next_x),
-                )
-    return out
-
-
-def _interpolate_block(
-    out: np.ndarray,
-    cells: np.ndarray,
-    cy: np.ndarray,
-    cx: np.ndarray,
-    rows_of: tuple[np.ndarray, ...],
-    cols_of: tuple[np.ndarray, ...],
-) -> None:
-    """Exact bilinear argmax of the output pixels ``rows x cols`` of the boundary cells ``(cy, cx)``.
-
-    ``rows_of`` / ``cols_of`` are ``(start, count, offsets, weights, next)`` per axis: each cell's
-    first output row and row count, the block rows to do in this call, the bilinear weights of every
-    output row, and the next source row of each cell; columns likewise. Writes into ``out``.
-    """
-    row_start, row_count, r_idx, wy, next_y = rows_of
-    col_start, col_count, c_idx, wx, next_x = cols_of
-    H, W = out.shape
-    r_valid = r_idx[None, :] < row_count[cy, None]  # (n, r): rows past this cell's block are padding
-    c_valid = c_idx[None, :] < col_count[cx, None]  # (n, c)
-    live = r_valid.any(axis=1) & c_valid.any(axis=1)
-    if not live.all():
-        cy, cx, r_valid, c_valid = cy[live], cx[live], r_valid[live], c_valid[live]
-    if cy.size == 0:
-        return
-    rows = np.minimum(row_start[cy, None] + r_idx, H - 1)  # (n, r), padding clamped
-    cols = np.minimum(col_start[cx, None] + c_idx, W - 1)  # (n, c)
-    fy = wy[rows][:, :, None, None]
-    fx = wx[cols][:, None, :, None]
-    c00 = cells[cy, cx][:, None, None]
-    c01 = cells[cy, next_x[cx]][:, None, None]
-    c10 = cells[next_y[cy], cx][:, None, None]
-    c11 = cells[next_y[cy], next_x[cx]][:, None, None]
-    top = c00 + fx * (c01 - c00)
-    bottom = c10 + fx * (c11 - c10)
-    bottom -= top
-    bottom = bottom * fy
-    bottom += top
-    classes = bottom.argmax(axis=-1).astype(np.uint8)  # (n, r, c)
-    valid = r_valid[:, :, None] & c_valid[:, None, :]
-    out[
-        np.broadcast_to(rows[:, :, None], valid.shape)[valid],
-        np.broadcast_to(cols[:, None, :], valid.shape)[valid],
-    ] = classes[valid]
-
-
-def max_probability(logits: np.ndarray) -> np.ndarray:
-    """Maximum softmax probability per pixel.
-
-    Args:
-        logits: (K, h, w) float32.
-
-    Returns:
-        (h, w) float32 in (0, 1].
-    """
-    peak = logits.max(axis=0)
-    # max softmax = 1 / sum_k exp(L_k - L_max): no need to normalise every class.
-    return (1.0 / np.exp(logits - peak).sum(axis=0)).astype(np.float32)
-
-
 class SegmentationPipeline:
     """Image in, segmentation outputs out, at the input's resolution.
 
@@ -223,10 +72,13 @@ class SegmentationPipeline:
         input_size: Optional check: must equal ``backend.input_size`` (kept for callers that pass it).
         upsample: ``bilinear`` (exact bilinear-logit argmax, default) or ``nearest`` (argmax at low
             resolution, nearest upsampling: fastest, blocky edges).
+        postprocess: ``auto`` (default: on the GPU for CUDA backends with device output, numpy
+            otherwise), ``numpy`` or ``torch``; the class ids are the same either way.
 
     Raises:
-        ConfigError: Unknown drivable class, alpha outside [0, 1], unknown upsample mode, an input size
-            different from the backend's, or a class set that does not match the model's outputs.
+        ConfigError: Unknown drivable class, alpha outside [0, 1], unknown upsample or postprocess mode,
+            ``torch`` post-processing with a backend that has no device output, an input size different
+            from the backend's, or a class set that does not match the model's outputs.
     """
 
     def __init__(
@@ -237,6 +89,7 @@ class SegmentationPipeline:
         overlay_alpha: float = 0.5,
         input_size: tuple[int, int] | None = None,
         upsample: str = "bilinear",
+        postprocess: str = "auto",
     ) -> None:
         self.backend = backend
         self.classes = classes if classes is not None else load_classes()
@@ -254,8 +107,28 @@ class SegmentationPipeline:
             raise ConfigError(
                 f"input_size {tuple(input_size)} differs from the backend's {backend.input_size}"
             )
+        if postprocess not in POSTPROCESS_MODES:
+            raise ConfigError(
+                f"postprocess must be one of {', '.join(POSTPROCESS_MODES)}, got {postprocess!r}"
+            )
+        if postprocess == "torch" and not backend.device_output:
+            raise ConfigError(
+                f"postprocess 'torch' needs a torch backend; {backend.name} returns host arrays"
+            )
+        self.postprocess = postprocess
         self._palette = self.classes.palette()
         self._checked_classes = False
+        self._device_post: Any = None
+
+    @property
+    def postprocess_device(self) -> str | None:
+        """Device the torch post-processor runs on, or ``None`` for the numpy path."""
+        if self.postprocess == "numpy" or not self.backend.device_output:
+            return None
+        device = self.backend.torch_device
+        if self.postprocess == "auto" and device != "cuda":
+            return None
+        return device
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -270,6 +143,7 @@ class SegmentationPipeline:
                 "classes": len(self.classes),
                 "drivable_classes": list(self.drivable_classes),
                 "upsample": self.upsample,
+                "postprocess": self.postprocess_device or "numpy",
             }
         )
         return info
@@ -291,6 +165,13 @@ class SegmentationPipeline:
         Raises:
             ImageConversionError: For anything but a non-empty (H, W, 3) uint8 array.
         """
+        h, w = self.input_size
+        batch = np.empty((1, 3, h, w), dtype=np.float32)
+        self._preprocess_into(rgb, batch[0])
+        return batch
+
+    def _preprocess_into(self, rgb: np.ndarray, out: np.ndarray) -> None:
+        """Validate ``rgb``, resize it to the network input and write it scaled to [0, 1] into ``out``."""
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             shape = getattr(rgb, "shape", None)
             raise ImageConversionError(
@@ -302,9 +183,7 @@ class SegmentationPipeline:
         if rgb.shape[:2] != (h, w):
             shrinking = rgb.shape[0] * rgb.shape[1] > h * w
             rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        batch = np.empty((1, 3, h, w), dtype=np.float32)
-        np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=batch[0], dtype=np.float32)
-        return batch
+        np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=out, dtype=np.float32)
 
     def _check_classes(self) -> None:
         num = int(getattr(self.backend, "num_classes", 0) or 0)
@@ -338,21 +217,97 @@ class SegmentationPipeline:
             BackendError: Inference failure or non-finite (NaN / Inf) model output.
             ConfigError: Bad band, or a class set smaller than the model's outputs.
         """
+        return self.process_batch([rgb], band, overlay=overlay, confidence=confidence)[0]
+
+    def process_batch(
+        self,
+        rgbs: Sequence[np.ndarray],
+        band: Band | Sequence[float] | None = None,
+        overlay: bool = True,
+        confidence: bool = True,
+    ) -> list[SegmentationResult]:
+        """Segment several images (e.g. one per camera) with ONE backend call of batch ``len(rgbs)``.
+
+        The images may have different sizes: each is resized to the network input, and each result is
+        at its own image's resolution, with the same class ids as :meth:`process` on that image alone.
+        Every result's ``model_seconds`` is the time of the shared backend call and ``total_seconds``
+        the time of the whole batch.
+
+        Args:
+            rgbs: (H_i, W_i, 3) uint8 RGB images, at least one.
+            band: The band all images run with (default: the paper's ``Band()``).
+            overlay: Also render the palette overlays.
+            confidence: Also compute the confidence maps.
+
+        Returns:
+            One :class:`SegmentationResult` per image, in order.
+
+        Raises:
+            ImageConversionError: No images, or a bad image array (naming its position).
+            BackendError: Inference failure or non-finite (NaN / Inf) model output.
+            ConfigError: Bad band, or a class set smaller than the model's outputs.
+        """
         started = time.perf_counter()
         band = (
             band if isinstance(band, Band) else Band() if band is None else Band(*band_array(band).tolist())
         )
-        height, width = rgb.shape[:2] if isinstance(rgb, np.ndarray) and rgb.ndim == 3 else (0, 0)
-        batch = self.preprocess(rgb)
+        if isinstance(rgbs, np.ndarray) or len(rgbs) == 0:
+            raise ImageConversionError("process_batch needs a non-empty sequence of (H, W, 3) images")
+        h, w = self.input_size
+        batch = np.empty((len(rgbs), 3, h, w), dtype=np.float32)
+        for index, rgb in enumerate(rgbs):
+            try:
+                self._preprocess_into(rgb, batch[index])
+            except ImageConversionError as exc:
+                if len(rgbs) == 1:
+                    raise
+                raise ImageConversionError(f"image {index}: {exc}") from exc
+        device = self.postprocess_device
         model_started = time.perf_counter()
-        logits = self.backend.infer(batch, band)
-        model_seconds = time.perf_counter() - model_started
+        if device is None:
+            logits = self.backend.infer(batch, band)
+            model_seconds = time.perf_counter() - model_started
+            if not np.isfinite(logits).all():
+                bad = int(logits.size - np.isfinite(logits).sum())
+                raise BackendError(f"the model produced {bad} non-finite logits (NaN/Inf) of {logits.size}")
+            post = self._postprocess
+        else:
+            post = self._torch_postprocessor(device)
+            logits = self.backend.infer_device(batch, band)
+            post.check_finite(logits)  # waits for the device, so the model time is complete
+            model_seconds = time.perf_counter() - model_started
         if not self._checked_classes:
             self._check_classes()
-        logits = logits[0]
-        if not np.isfinite(logits).all():
-            bad = int(logits.size - np.isfinite(logits).sum())
-            raise BackendError(f"the model produced {bad} non-finite logits (NaN/Inf) of {logits.size}")
+        outputs = [post(logits[i], rgb, overlay, confidence) for i, rgb in enumerate(rgbs)]
+        total_seconds = time.perf_counter() - started
+        return [
+            SegmentationResult(
+                class_mask=class_mask,
+                confidence=conf,
+                overlay=blended,
+                drivable_mask=drivable,
+                model_seconds=model_seconds,
+                total_seconds=total_seconds,
+                band=band,
+            )
+            for class_mask, conf, blended, drivable in outputs
+        ]
+
+    def _torch_postprocessor(self, device: str) -> Any:
+        """The torch post-processor for ``device``, built on first use (imports torch)."""
+        if self._device_post is None or str(self._device_post.device.type) != device:
+            from causal_tune_ros.postprocess_torch import TorchPostprocessor
+
+            self._device_post = TorchPostprocessor(
+                self._palette, self.drivable_ids, self.overlay_alpha, self.upsample, device
+            )
+        return self._device_post
+
+    def _postprocess(
+        self, logits: np.ndarray, rgb: np.ndarray, overlay: bool, confidence: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """One image's ``(class_mask, confidence, overlay, drivable)`` from its (K, h, w) logits (numpy)."""
+        height, width = rgb.shape[:2]
         if self.upsample == "bilinear":
             class_mask = upsample_argmax(logits, (height, width))
         else:
@@ -368,12 +323,4 @@ class SegmentationPipeline:
             blended = cv2.addWeighted(
                 rgb, 1.0 - self.overlay_alpha, colours, self.overlay_alpha, 0.0, dst=colours
             )
-        return SegmentationResult(
-            class_mask=class_mask,
-            confidence=conf,
-            overlay=blended,
-            drivable_mask=drivable,
-            model_seconds=model_seconds,
-            total_seconds=time.perf_counter() - started,
-            band=band,
-        )
+        return class_mask, conf, blended, drivable

@@ -25,7 +25,7 @@ from causal_tune_ros.sizes import parse_input_size as parse_size  # backends' na
 LOGGER = logging.getLogger("causal_tune_ros.backends")
 
 #: Accepted values of :attr:`BackendSpec.name`.
-BACKEND_NAMES = ("auto", "eager", "onnxruntime", "tensorrt")
+BACKEND_NAMES = ("auto", "eager", "compiled", "onnxruntime", "tensorrt")
 #: Accepted values of :attr:`BackendSpec.device`.
 DEVICES = ("cpu", "cuda")
 #: Accepted values of :attr:`BackendSpec.precision`.
@@ -44,7 +44,7 @@ class BackendSpec:
 
     Attributes:
         name: ``auto`` (TensorRT when CUDA and torch_tensorrt are importable, else eager), ``eager``,
-            ``onnxruntime`` or ``tensorrt``.
+            ``compiled`` (eager through ``torch.compile``), ``onnxruntime`` or ``tensorrt``.
         checkpoint: Causal-Tune checkpoint (safetensors). Needed by eager and to build/validate artefacts;
             an onnxruntime backend given only ``artefact`` runs without it.
         backbone: DINOv2 weights file or folder, or ``None`` when the checkpoint embeds the backbone.
@@ -54,7 +54,8 @@ class BackendSpec:
             (onnxruntime dynamic quantization).
         cache_dir: Where exported graphs / engines are cached (default :func:`~.cache.default_cache_dir`).
         force_rebuild: Rebuild a cached artefact even when it is valid.
-        torch_compile: Eager only: wrap the model in ``torch.compile``.
+        torch_compile: Eager only: wrap the model in ``torch.compile`` on first use (the ``compiled``
+            backend compiles at load time, whole-graph, with CUDA graphs on CUDA).
         artefact: A prebuilt ONNX file / TensorRT program to use instead of the cache (checked against
             its JSON sidecar).
         num_threads: CPU threads for inference (``None``: library default).
@@ -172,6 +173,8 @@ class Backend(abc.ABC):
     """
 
     name: str = "backend"
+    #: Whether :meth:`infer_device` can hand the logits back as torch tensors on the backend's device.
+    device_output: bool = False
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -193,6 +196,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def _run(self, images: np.ndarray, band: np.ndarray) -> np.ndarray:
         """Run validated inputs: ``images`` (B, 3, H, W) float32 C-contiguous, ``band`` (2,) float32."""
+
+    def _run_device(self, images: np.ndarray, band: np.ndarray) -> Any:
+        """Like :meth:`_run`, but the logits stay a torch tensor on the backend's device.
+
+        Implemented by the torch-based backends (those with :attr:`device_output`).
+        """
+        raise BackendError(f"the {self.name} backend returns host arrays only")
 
     def _versions(self) -> dict[str, str | None]:
         """Versions of the libraries this backend uses (for :meth:`describe`)."""
@@ -243,6 +253,37 @@ class Backend(abc.ABC):
             BackendError: For images of the wrong type, dtype or shape, or when inference fails.
             ConfigError: For an invalid band.
         """
+        images, bands = self._checked_inputs(images, band)
+        return self._checked_logits(self._run(images, bands), len(images))
+
+    def infer_device(self, images: np.ndarray, band: Band | Sequence[float] | np.ndarray) -> Any:
+        """Class logits left on the backend's device, for post-processing there (see :attr:`device_output`).
+
+        Args:
+            images: As :meth:`infer`.
+            band: As :meth:`infer`.
+
+        Returns:
+            A (B, K, h, w) ``torch.Tensor`` (float32, or float16 from fp16 models) on :attr:`torch_device`.
+
+        Raises:
+            BackendError: As :meth:`infer`, and for a backend without device output.
+            ConfigError: For an invalid band.
+        """
+        if not self.device_output:
+            raise BackendError(f"the {self.name} backend returns host arrays only")
+        images, bands = self._checked_inputs(images, band)
+        return self._checked_logits(self._run_device(images, bands), len(images))
+
+    @property
+    def torch_device(self) -> str:
+        """Device of :meth:`infer_device`'s tensors (``cpu`` or ``cuda``), from the spec."""
+        return self.spec.device
+
+    def _checked_inputs(
+        self, images: np.ndarray, band: Band | Sequence[float] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validate images and band, load the backend if needed; returns contiguous arrays."""
         if not isinstance(images, np.ndarray):
             raise BackendError(f"images must be a numpy array, got {type(images).__name__}")
         if images.dtype != np.float32:
@@ -253,10 +294,13 @@ class Backend(abc.ABC):
         bands = band_array(band)
         if not self._loaded:
             self.load()
-        logits = self._run(np.ascontiguousarray(images), bands)
-        if logits.ndim != 4 or logits.shape[0] != images.shape[0]:
+        return np.ascontiguousarray(images), bands
+
+    def _checked_logits(self, logits: Any, batch: int) -> Any:
+        """Refuse logits that are not (B, K, h, w) for ``batch`` images."""
+        if logits.ndim != 4 or logits.shape[0] != batch:
             raise BackendError(
-                f"{self.name} returned logits of shape {logits.shape} for {images.shape[0]} images"
+                f"{self.name} returned logits of shape {tuple(logits.shape)} for {batch} images"
             )
         return logits
 

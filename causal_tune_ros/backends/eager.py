@@ -21,6 +21,7 @@ class EagerBackend(Backend):
     """
 
     name = "eager"
+    device_output = True
 
     def __init__(self, spec: BackendSpec, model: Any = None) -> None:
         super().__init__(spec)
@@ -81,6 +82,9 @@ class EagerBackend(Backend):
         return self._band_cache[1]
 
     def _run(self, images: np.ndarray, band: np.ndarray) -> np.ndarray:
+        return self._run_device(images, band).float().cpu().numpy()
+
+    def _run_device(self, images: np.ndarray, band: np.ndarray) -> Any:
         import torch
 
         x = torch.from_numpy(images)  # zero-copy view of the caller's array
@@ -93,7 +97,7 @@ class EagerBackend(Backend):
                 logits = self._model(x, self._band_tensor(band))
         except (RuntimeError, ValueError, TypeError) as exc:
             raise BackendError(f"eager inference failed: {exc}") from exc
-        return logits.float().cpu().numpy()
+        return logits
 
     def _versions(self) -> dict[str, str | None]:
         import torch

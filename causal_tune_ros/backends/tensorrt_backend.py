@@ -171,6 +171,7 @@ class TensorRTBackend(Backend):
     """
 
     name = "tensorrt"
+    device_output = True
 
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)
@@ -249,6 +250,12 @@ class TensorRTBackend(Backend):
         self._loaded = True
 
     def _run(self, images: np.ndarray, band: np.ndarray) -> np.ndarray:
+        logits = self._run_device(images, band).cpu().numpy()
+        if not self.num_classes:
+            self.num_classes = int(logits.shape[1])
+        return logits
+
+    def _run_device(self, images: np.ndarray, band: np.ndarray) -> Any:
         import torch
 
         key = band.tobytes()
@@ -260,11 +267,9 @@ class TensorRTBackend(Backend):
                 for i in range(len(images)):  # static batch of 1
                     x = torch.from_numpy(images[i : i + 1]).cuda(non_blocking=True)
                     outputs.append(self._module(x, self._band_cache[1]).float())
-                logits = torch.cat(outputs).cpu().numpy()
+                logits = torch.cat(outputs)
         except Exception as exc:
             raise BackendError(f"TensorRT inference failed: {exc}") from exc
-        if not self.num_classes:
-            self.num_classes = int(logits.shape[1])
         return logits
 
     @property

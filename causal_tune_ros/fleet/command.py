@@ -14,6 +14,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from causal_tune_ros.backends.base import BACKEND_NAMES
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
@@ -95,7 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     replay.add_argument("--band", metavar="LOW,HIGH", help="force this band on every frame, e.g. 0.2,0.7")
     replay.add_argument("--bands", metavar="YAML", help="band presets (default: config/weather_bands.yaml)")
     replay.add_argument(
-        "--backend", default="auto", help="auto, eager, onnxruntime, tensorrt (default: auto)"
+        "--backend",
+        default="auto",
+        choices=BACKEND_NAMES,
+        help="inference backend (default: auto: tensorrt with CUDA and torch_tensorrt, else eager)",
     )
     replay.add_argument("--checkpoint", help="Causal-Tune checkpoint (default: the shipped demo model)")
     replay.add_argument("--backbone", help="DINOv2 weights if the checkpoint does not embed them")

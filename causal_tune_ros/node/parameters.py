@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from causal_tune_ros.backends.base import BACKEND_NAMES, PRECISIONS
 from causal_tune_ros.band import Band
 from causal_tune_ros.drivable import GridSpec
 from causal_tune_ros.errors import ConfigError
@@ -29,8 +30,7 @@ Value = bool | int | float | str | tuple[str, ...]
 
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable")
-BACKENDS = ("auto", "eager", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = BACKEND_NAMES
 DEVICES = ("auto", "cpu", "cuda")
 CONFIDENCE_ENCODINGS = ("mono8", "32FC1")
 WEATHER_MODES = ("fixed", "topic", "auto")
@@ -170,7 +170,8 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ParamSpec(
             "backend",
             "auto",
-            "Inference backend; 'auto' picks tensorrt when CUDA and torch_tensorrt are present, else eager. "
+            "Inference backend; 'auto' picks tensorrt when CUDA and torch_tensorrt are present, else eager; "
+            "'compiled' runs eager through torch.compile (CUDA graphs on CUDA), for GPUs without TensorRT. "
             "A non-eager artefact that fails to load falls back to eager with a diagnostics warning.",
             choices=BACKENDS,
             live=False,

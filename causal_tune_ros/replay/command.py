@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from causal_tune_ros.backends.base import BACKEND_NAMES
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
@@ -90,7 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bands", metavar="YAML", help="band presets file (default: config/weather_bands.yaml)"
     )
     parser.add_argument(
-        "--backend", default="auto", help="auto, eager, onnxruntime or tensorrt (default: auto)"
+        "--backend",
+        default="auto",
+        choices=BACKEND_NAMES,
+        help="inference backend (default: auto: tensorrt with CUDA and torch_tensorrt, else eager)",
     )
     parser.add_argument(
         "--checkpoint", help="Causal-Tune checkpoint (default: the shipped demo model, models/demo/)"

@@ -190,3 +190,39 @@ def test_upsample_argmax_working_memory_is_bounded() -> None:
     assert out.shape == (height, width)
     # Output + the row-gathered low-resolution map + one chunk (with slack for small index arrays).
     assert peak < height * width + height * 259 + 2 * UPSAMPLE_CHUNK_BYTES, peak
+
+
+def test_process_batch_is_one_backend_call_with_per_image_results(
+    pipeline: SegmentationPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images of different sizes in one forward; each result equals process() on that image alone."""
+    rgbs = [_rgb(90, 170, seed=1), _rgb(56, 112, seed=2), _rgb(241, 97, seed=3)]
+    band = Band(0.1, 0.5)
+    alone = [pipeline.process(rgb, band) for rgb in rgbs]
+    batch_sizes: list[int] = []
+    infer = pipeline.backend.infer
+
+    def counting_infer(images: np.ndarray, band_in: Band) -> np.ndarray:
+        batch_sizes.append(images.shape[0])
+        return infer(images, band_in)
+
+    monkeypatch.setattr(pipeline.backend, "infer", counting_infer)
+    together = pipeline.process_batch(rgbs, band)
+    assert batch_sizes == [3]
+    assert len(together) == 3
+    for rgb, one, many in zip(rgbs, alone, together, strict=True):
+        assert many.class_mask.shape == rgb.shape[:2]
+        np.testing.assert_array_equal(many.class_mask, one.class_mask)
+        np.testing.assert_array_equal(many.drivable_mask, one.drivable_mask)
+        np.testing.assert_array_equal(many.overlay, one.overlay)
+        np.testing.assert_allclose(many.confidence, one.confidence, atol=1e-5)
+        assert many.band == band and 0 < many.model_seconds <= many.total_seconds
+
+
+def test_process_batch_refuses_empty_and_names_the_bad_image(pipeline: SegmentationPipeline) -> None:
+    with pytest.raises(ImageConversionError, match="non-empty"):
+        pipeline.process_batch([], Band())
+    with pytest.raises(ImageConversionError, match="image 1"):
+        pipeline.process_batch([_rgb(56, 112), np.zeros((5, 5), np.uint8)], Band())
+    results = pipeline.process_batch([_rgb(56, 112)], Band(), overlay=False, confidence=False)
+    assert results[0].overlay is None and results[0].confidence is None
