@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from causal_tune_ros.backends.base import BACKEND_NAMES
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
+from causal_tune_ros.replay.options import DEFAULT_BATCH_WAIT
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
 
 if TYPE_CHECKING:
@@ -125,6 +126,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     replay.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
     replay.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
+    replay.add_argument(
+        "--batch-cameras", action="store_true", help="one forward pass per camera batch (as replay)"
+    )
+    replay.add_argument(
+        "--batch-wait",
+        type=float,
+        default=DEFAULT_BATCH_WAIT,
+        metavar="S",
+        help="bag seconds a camera batch waits for the others (default: %(default)s)",
+    )
     replay.add_argument(
         "--bag-version",
         type=int,

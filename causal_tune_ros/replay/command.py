@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from causal_tune_ros.backends.base import BACKEND_NAMES
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
+from causal_tune_ros.replay.options import DEFAULT_BATCH_WAIT
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
 
 if TYPE_CHECKING:
@@ -133,6 +134,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
     parser.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
+    parser.add_argument(
+        "--batch-cameras",
+        action="store_true",
+        help="run the frames of all replayed cameras that arrive within --batch-wait of each other in one "
+        "forward pass (batch size = number of cameras); each camera keeps its own outputs and headers",
+    )
+    parser.add_argument(
+        "--batch-wait",
+        type=float,
+        default=DEFAULT_BATCH_WAIT,
+        metavar="S",
+        help="with --batch-cameras: seconds of bag time a batch waits for the other cameras after its "
+        "first frame; a late or missing camera holds the others back no longer (default: %(default)s)",
+    )
     parser.add_argument(
         "--bag-version",
         type=int,
@@ -285,6 +300,8 @@ def options_from_args(args: argparse.Namespace, **overrides: Any) -> ReplayOptio
         "storage": args.storage,
         "overwrite": getattr(args, "overwrite", False),
         "bag_version": args.bag_version,
+        "batch_cameras": args.batch_cameras,
+        "batch_wait": args.batch_wait,
         "progress": not getattr(args, "quiet", False),
         "threaded": args.io_threads == "on",
     }

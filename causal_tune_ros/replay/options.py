@@ -11,6 +11,9 @@ from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.replay.bag_io import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.weather import CONDITIONS, DEFAULT_MIN_SECONDS
 
+#: Seconds of bag time a camera batch waits for the other cameras (half a frame at 10 Hz).
+DEFAULT_BATCH_WAIT = 0.05
+
 
 @dataclass
 class ReplayOptions:
@@ -38,6 +41,11 @@ class ReplayOptions:
         overwrite: Replace an existing output bag (only a rosbag2 bag) and video (only an MP4).
         bag_version: rosbag2 metadata version of the output: 8 (default; ROS 2 Humble and Jazzy read it)
             or 9 (Jazzy).
+        batch_cameras: Run the frames of the replayed cameras that arrive close together in one forward
+            pass (batch size = number of cameras, static; see :mod:`~causal_tune_ros.replay.batching`).
+            Needs a pipeline with ``process_batch``.
+        batch_wait: With ``batch_cameras``: seconds of bag time a batch waits for the other cameras after
+            its first frame; a late or missing camera holds the others back no longer than this.
         progress: Show progress (bar on a terminal, log lines otherwise).
         threaded: Overlap reading and writing with the model in background threads (default). ``False``
             runs the stages one after the other in a single worker thread (for comparison in
@@ -59,6 +67,8 @@ class ReplayOptions:
     storage: str | None = None
     overwrite: bool = False
     bag_version: int = DEFAULT_BAG_VERSION
+    batch_cameras: bool = False
+    batch_wait: float = DEFAULT_BATCH_WAIT
     progress: bool = True
     threaded: bool = True
 
@@ -75,6 +85,8 @@ def check_options(options: ReplayOptions) -> None:
         raise ConfigError(f"--weather-every must be >= 1, got {options.weather_every}")
     if options.max_frames is not None and options.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {options.max_frames}")
+    if not 0 <= options.batch_wait < float("inf"):
+        raise ConfigError(f"--batch-wait must be >= 0 seconds, got {options.batch_wait}")
     if not options.weather_min_seconds >= 0:
         raise ConfigError(f"--weather-min-seconds must be >= 0, got {options.weather_min_seconds}")
     if options.weather not in ("auto", "topic", *CONDITIONS):

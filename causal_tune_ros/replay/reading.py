@@ -33,7 +33,11 @@ LOG = logging.getLogger(__name__)
 
 @dataclass
 class Frame:
-    """One camera frame on its way through the stages (``error`` set: skipped, with the reason)."""
+    """One camera frame on its way through the stages (``error`` set: skipped, with the reason).
+
+    ``result`` is the pipeline's ``SegmentationResult`` once the model stage ran (``None`` before, or when
+    the model failed on it).
+    """
 
     topic: str
     stamp: int  # log time, ns
@@ -42,19 +46,21 @@ class Frame:
     condition: str
     band: Band
     error: str | None = None
+    result: Any = None
 
 
 @dataclass
 class Item:
-    """One unit of work through the stages: the input messages to copy, and at most one frame.
+    """One unit of work through the stages: the input messages to copy, and the frames to segment
+    together (one, or one camera batch; none when only messages are carried).
 
     Messages between two processed frames travel together with the second one, so the queues carry
-    one item per frame, not one per message (camera_info, tf, ... would otherwise each wake every stage).
+    one item per frame (or batch), not one per message (camera_info, tf, ... would otherwise each wake
+    every stage).
     """
 
     messages: list[BagMessage] = field(default_factory=list)
-    frame: Frame | None = None
-    result: Any = None
+    frames: list[Frame] = field(default_factory=list)
 
 
 #: Called after each processed frame is written (in the writing thread):

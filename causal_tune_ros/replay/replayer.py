@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,18 +44,21 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from causal_tune_ros.band import Band
-from causal_tune_ros.errors import CausalTuneError
+from causal_tune_ros.errors import CausalTuneError, ConfigError
 from causal_tune_ros.progress import progress_bar
 from causal_tune_ros.replay.bag_io import IMAGE_TYPE, STRING_TYPE, BagReader, BagWriter, msg_class
+from causal_tune_ros.replay.batching import CameraBatcher, segment_batch
 from causal_tune_ros.replay.options import ReplayOptions, check_options
 from causal_tune_ros.replay.plan import ReplayPlan, plan_replay, select_image_topics
 from causal_tune_ros.replay.reading import (
+    Frame,
     FrameCallback,
     Item,
     SkipCallback,
     WeatherSource,
     prepare_frame,
 )
+from causal_tune_ros.replay.stages import run_threaded
 from causal_tune_ros.replay.summary import ReplaySummary, TopicStats
 from causal_tune_ros.replay.topics import (
     NON_CAMERA_NAMES,
@@ -70,9 +72,7 @@ from causal_tune_ros.replay.video import SideBySideVideo
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_QUEUE_SIZE = 8  # frames in flight between stages: enough to hide jitter, small enough for 4K images
 _MAX_BATCH = 256  # input messages carried by one item when no frame comes (e.g. a long lidar stretch)
-_DONE = object()
 
 
 class Replayer:
@@ -80,12 +80,16 @@ class Replayer:
 
     Args:
         pipeline: Anything with ``process(rgb, band, overlay=..., confidence=...)`` returning a
-            ``SegmentationResult`` (class_mask, overlay, drivable_mask).
+            ``SegmentationResult`` (class_mask, overlay, drivable_mask); with
+            :attr:`ReplayOptions.batch_cameras` also ``process_batch`` (a list of images, one band).
         options: :class:`ReplayOptions`.
         band_presets: Condition -> band (default: :func:`causal_tune_ros.weather.load_band_presets`).
         on_frame: Optional callback per processed frame (runs in the writing thread, never the main one).
         on_skip: Optional callback per skipped frame, ``(topic, stamp, reason)``; the reason starts with
             "model failed" when the model failed, else the frame was corrupt (same thread as ``on_frame``).
+
+    Raises:
+        ConfigError: Bad options, or ``batch_cameras`` with a pipeline that has no ``process_batch``.
     """
 
     def __init__(
@@ -99,6 +103,8 @@ class Replayer:
         self.pipeline = pipeline
         self.options = options or ReplayOptions()
         check_options(self.options)
+        if self.options.batch_cameras and not callable(getattr(pipeline, "process_batch", None)):
+            raise ConfigError("--batch-cameras needs a pipeline with process_batch (SegmentationPipeline)")
         if band_presets is None:
             from causal_tune_ros.weather import load_band_presets
 
@@ -107,6 +113,7 @@ class Replayer:
         self.on_frame = on_frame
         self.on_skip = on_skip
         self._stop = threading.Event()
+        self._batch_size = 1  # cameras replayed: the static size of camera batches
 
     # ------------------------------------------------------------------------------------------ public
 
@@ -165,9 +172,9 @@ class Replayer:
             track: dict[str, list[tuple[int, str]]] = {t: [] for t in topics}
             self._stop.clear()
             for item in self._items(bag, plan, weather, summary):
-                frame = item.frame
-                if frame is not None and frame.error is None:
-                    track[frame.topic].append((frame.stamp, frame.condition))
+                for frame in item.frames:
+                    if frame.error is None:
+                        track[frame.topic].append((frame.stamp, frame.condition))
             return track
         finally:
             self.options = saved
@@ -179,6 +186,7 @@ class Replayer:
         plan = plan_replay(bag, out_path, opts)
         self._stop.clear()
         image_topics = plan.image_topics
+        self._batch_size = len(image_topics)
         weather = WeatherSource(opts, self.band_presets, bag)
         fps = self._video_fps(bag, image_topics)
         summary = ReplaySummary(
@@ -257,12 +265,8 @@ class Replayer:
         videos: dict[str, SideBySideVideo],
         progress: tqdm,
     ) -> None:
-        """Run the three stages: reading here, the model and the writer in their own threads.
-
-        The reader stays in the calling thread because SQLite handles only work in the thread that
-        opened them (the writer opens its bag in its own thread for the same reason), and so that
-        Ctrl-C lands in the stage that drives the others.
-        """
+        """Run the three stages: reading here, the model and the writer in their own threads
+        (:func:`~causal_tune_ros.replay.stages.run_threaded`), or all in one worker thread."""
         if not self.options.threaded:
 
             def sequential() -> None:
@@ -275,55 +279,13 @@ class Replayer:
 
             run_in_worker(sequential, on_interrupt=self._stop.set)
             return
-        to_model: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
-        to_writer: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
-        errors: list[BaseException] = []
-
-        def model() -> None:
-            try:
-                while (item := to_model.get()) is not _DONE:
-                    self._infer(item, summary)
-                    if not _put(to_writer, item, self._stop):
-                        break
-            except BaseException as exc:  # handed to the calling thread, re-raised there
-                errors.append(exc)
-                self._stop.set()
-                _drain(to_model)
-            finally:
-                _put(to_writer, _DONE, self._stop, force=True)
-
-        def write() -> None:
-            try:
-                with open_writer() as writer:
-                    while (item := to_writer.get()) is not _DONE:
-                        self._emit(writer, item, summary, videos, progress)
-                    # Stopped early (Ctrl-C, SIGTERM, a failed stage): keep the previous output.
-                    writer.close(commit=not self._stop.is_set())
-            except BaseException as exc:
-                errors.append(exc)
-                self._stop.set()
-                _drain(to_writer)
-
-        threads = [
-            threading.Thread(target=model, name="replay-model", daemon=True),
-            threading.Thread(target=write, name="replay-writer", daemon=True),
-        ]
-        for t in threads:
-            t.start()
-        try:
-            for item in self._items(bag, plan, weather, summary):
-                if not _put(to_model, item, self._stop):
-                    break
-        except BaseException as exc:
-            errors.append(exc)
-            self._stop.set()
-        finally:
-            _put(to_model, _DONE, self._stop, force=True)
-            for t in threads:
-                t.join()
-        if errors:
-            # The first error is the cause; later ones are usually consequences of stopping.
-            raise errors[0]
+        run_threaded(
+            self._items(bag, plan, weather, summary),
+            lambda item: self._infer(item, summary),
+            lambda writer, item: self._emit(writer, item, summary, videos, progress),
+            open_writer,
+            self._stop,
+        )
 
     def _items(
         self,
@@ -332,7 +294,7 @@ class Replayer:
         weather: WeatherSource,
         summary: ReplaySummary,
     ) -> Iterator[Item]:
-        """Stage 1: read, deserialise and decode; one item per frame to process."""
+        """Stage 1: read, deserialise and decode; one item per frame (or camera batch) to process."""
         opts = self.options
         image_topics = plan.image_topics
         wanted = set(image_topics)
@@ -340,10 +302,13 @@ class Replayer:
         seen: dict[str, int] = dict.fromkeys(image_topics, 0)
         copied = set(plan.copied_topics)
         topics = [t for t in bag.topics if t in copied or t in wanted] if opts.copy_input else image_topics
+        batcher = CameraBatcher(image_topics, round(opts.batch_wait * 1e9)) if opts.batch_cameras else None
         item = Item()
         for msg in bag.messages(topics):
             if self._stop.is_set():
                 return
+            if batcher is not None:
+                item.frames = batcher.due(msg.timestamp)
             if opts.copy_input and msg.topic in copied:
                 item.messages.append(msg)
             if msg.topic in wanted:
@@ -351,33 +316,33 @@ class Replayer:
                 index = seen[msg.topic]
                 seen[msg.topic] += 1
                 if index % opts.every == 0:
-                    item.frame = prepare_frame(msg, weather)
+                    frame = prepare_frame(msg, weather)
                     emitted += 1
-            if item.frame is not None or len(item.messages) >= _MAX_BATCH:
+                    item.frames += [frame] if batcher is None else batcher.add(frame)
+            if item.frames or len(item.messages) >= _MAX_BATCH:
                 yield item
                 item = Item()
             if opts.max_frames and emitted >= opts.max_frames:
-                return
-        if item.messages:
+                break
+        item.frames += batcher.flush() if batcher is not None else []
+        if item.messages or item.frames:
             yield item
 
     def _infer(self, item: Item, summary: ReplaySummary) -> None:
-        """Stage 2: the model."""
-        frame = item.frame
-        if frame is None or frame.error is not None:
+        """Stage 2: the model (one call per frame, or per camera batch and band)."""
+        frames = [f for f in item.frames if f.error is None]
+        if not frames:
             return
+        overlay = self.options.overlay or bool(self.options.video)
         t0 = time.perf_counter()
-        try:
-            item.result = self.pipeline.process(
-                frame.rgb,
-                frame.band,
-                overlay=self.options.overlay or bool(self.options.video),
-                confidence=False,
-            )
-        except CausalTuneError as exc:
-            # One bad frame (e.g. non-finite logits) must not end a long replay.
-            frame.error = f"model failed: {exc}"
-            item.result = None
+        if self.options.batch_cameras:
+            segment_batch(self.pipeline, frames, self._batch_size, overlay)
+        for frame in frames if not self.options.batch_cameras else ():
+            try:
+                frame.result = self.pipeline.process(frame.rgb, frame.band, overlay=overlay, confidence=False)
+            except CausalTuneError as exc:
+                # One bad frame (e.g. non-finite logits) must not end a long replay.
+                frame.error = f"model failed: {exc}"
         summary.model_seconds += time.perf_counter() - t0
 
     def _emit(
@@ -389,29 +354,33 @@ class Replayer:
         progress: tqdm,
     ) -> None:
         """Stage 3: copy the input messages, serialise and write the outputs, video, progress."""
-        from causal_tune_ros.imaging import numpy_to_image
-
         for message in item.messages:
             writer.write(message.topic, message.timestamp, message.data)
         summary.copied += len(item.messages)
-        frame = item.frame
-        if frame is None:
-            return
+        for frame in item.frames:
+            self._write_frame(writer, frame, summary, videos)
+            progress.update()
+
+    def _write_frame(
+        self, writer: BagWriter, frame: Frame, summary: ReplaySummary, videos: dict[str, SideBySideVideo]
+    ) -> None:
+        """One frame's outputs, each with the input's header, at the input's log time (or its skip)."""
+        from causal_tune_ros.imaging import numpy_to_image
+
         stats = summary.topics[frame.topic]
-        if frame.error is not None:
-            if item.result is None and frame.error.startswith("model failed"):
+        result, out, t = frame.result, summary.outputs[frame.topic], frame.stamp
+        if frame.error is not None or result is None:
+            if frame.error is not None and frame.error.startswith("model failed"):
                 stats.failed += 1
             else:
                 stats.corrupt += 1
-            stats.note(frame.stamp, frame.error)
-            LOG.warning("%s: skipping frame at t=%d: %s", frame.topic, frame.stamp, frame.error)
+            reason = frame.error or "no result"
+            stats.note(t, reason)
+            LOG.warning("%s: skipping frame at t=%d: %s", frame.topic, t, reason)
             if self.on_skip is not None:
-                self.on_skip(frame.topic, frame.stamp, frame.error)
-            progress.update()
+                self.on_skip(frame.topic, t, reason)
             return
         image_cls = msg_class(IMAGE_TYPE)
-        result, out, t = item.result, summary.outputs[frame.topic], frame.stamp
-        h = frame.header
         images = [
             ("class_mask", result.class_mask, "mono8"),
             ("drivable_mask", result.drivable_mask, "mono8"),
@@ -419,7 +388,7 @@ class Replayer:
         if self.options.overlay:
             images.insert(1, ("overlay", result.overlay, "rgb8"))
         for name, array, encoding in images:
-            writer.write_message(out[name], t, numpy_to_image(array, encoding, h, image_cls))
+            writer.write_message(out[name], t, numpy_to_image(array, encoding, frame.header, image_cls))
         writer.write_message(out["weather"], t, msg_class(STRING_TYPE)(data=frame.condition))
         if frame.topic in videos:
             videos[frame.topic].write(frame.rgb, result.overlay)
@@ -427,7 +396,6 @@ class Replayer:
         stats.conditions[frame.condition] = stats.conditions.get(frame.condition, 0) + 1
         if self.on_frame is not None:
             self.on_frame(frame.topic, t, frame.rgb, result, frame.condition)
-        progress.update()
 
 
 def replay_bag(
@@ -499,31 +467,6 @@ def run_in_worker(fn: Callable[[], T], on_interrupt: Callable[[], None] | None =
     if errors:
         raise errors[0]
     return box[0]
-
-
-def _put(q: queue.Queue, item: object, stop: threading.Event, force: bool = False) -> bool:
-    """Put with a stop check, so a stage blocked on a full queue notices another stage's failure.
-
-    Returns False if it gave up because of ``stop`` (``force`` keeps trying: the end marker must arrive).
-    """
-    while True:
-        if stop.is_set() and not force:
-            return False
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            if stop.is_set() and force:
-                _drain(q)
-
-
-def _drain(q: queue.Queue) -> None:
-    """Empty a queue so a producer blocked on it can finish."""
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
 
 
 __all__ = [
