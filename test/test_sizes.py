@@ -47,3 +47,17 @@ def test_backends_synthetic_and_eval_use_the_one_parser() -> None:
     assert _pair("512x1024") == (512, 1024) and _pair("341") == (341, 341)
     with pytest.raises(argparse.ArgumentTypeError, match="0x5: each side must be at least 1"):
         _pair("0,5")
+
+
+def test_band_text_has_one_parser_for_replay_and_eval() -> None:
+    """``--band`` of replay (and fleet) and of eval both read through band.parse_band."""
+    from causal_tune_ros.band import Band, parse_band
+    from causal_tune_ros.replay import command as replay_command
+
+    parser = argparse.ArgumentParser()
+    replay_command.add_arguments(parser)
+    args = parser.parse_args(["in", "-o", "out", "--band", " 0.1 , 0.6 "])
+    assert replay_command.options_from_args(args).band == parse_band("0.1,0.6") == Band(0.1, 0.6)
+    args = parser.parse_args(["in", "-o", "out", "--band", "0.7,0.2"])
+    with pytest.raises(ConfigError, match="0 < low < high"):
+        replay_command.options_from_args(args)

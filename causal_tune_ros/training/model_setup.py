@@ -7,6 +7,7 @@ random-initialised, frozen); :func:`trainable_state` is what a checkpoint's trai
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,6 +90,21 @@ def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
 def backbone_state_keys(model: nn.Module) -> set[str]:
     """Names in ``model.state_dict()`` that belong to the frozen backbone."""
     return {k for k in model.state_dict() if k.startswith("backbone.")}
+
+
+def load_trainable_state(model: nn.Module, trainable: dict[str, torch.Tensor], source: Path) -> None:
+    """Load what :func:`trainable_state` saved into ``model`` (its backbone stays as it is).
+
+    Raises:
+        CheckpointError: Keys that do not fit the model, naming ``source``.
+    """
+    missing, unexpected = model.load_state_dict(trainable, strict=False)
+    frozen = backbone_state_keys(model)
+    missing = [k for k in missing if k not in frozen]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: state does not fit the model (missing {missing}, unexpected {unexpected})"
+        )
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

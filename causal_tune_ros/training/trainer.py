@@ -47,11 +47,11 @@ from causal_tune_ros.training.distributed import (
     init_distributed,
 )
 from causal_tune_ros.training.model_setup import (
-    backbone_state_keys,
     batch_loss,
     build_criterion,
     build_model,
     build_optimizer,
+    load_trainable_state,
     resolve_amp,
     trainable_state,
 )
@@ -199,14 +199,7 @@ class Trainer:
 
     def _load_state(self, folder: Path) -> None:
         state = read_train_state(folder, self.cfg.to_dict()["model"])
-        path = folder / STATE_FILE
-        missing, unexpected = self.model.load_state_dict(state["trainable"], strict=False)
-        frozen = backbone_state_keys(self.model)
-        missing = [k for k in missing if k not in frozen]
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{path}: state does not fit the model (missing {missing}, unexpected {unexpected})"
-            )
+        load_trainable_state(self.model, state["trainable"], folder / STATE_FILE)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -359,7 +352,8 @@ class Trainer:
         t_window = t_start
         images_window = 0
         self._warm_cache(stop)
-        bar = self._progress_bar(stop) if main and not self.quiet else None
+        show = main and not self.quiet and self._use_bars()
+        bar = progress_bar(stop, "train", unit="step", initial=self.step, tty=True) if show else None
         try:
             while self.step < stop:
                 lr = self.optimizer.param_groups[0]["lr"]
@@ -464,11 +458,6 @@ class Trainer:
         """tqdm bars (a terminal, or ``run.progress: bar``) rather than log lines."""
         mode = self.cfg.run.progress
         return not (mode == "log" or (mode == "auto" and not is_terminal(sys.stderr)))
-
-    def _progress_bar(self, stop: int) -> Any:
-        if not self._use_bars():
-            return None
-        return progress_bar(stop, "train", unit="step", initial=self.step, tty=True)
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it."""
