@@ -44,7 +44,6 @@ setup(
         "simplejpeg>=1.6",
         "pyyaml>=6",
         "rosbags>=0.10",
-        "rosbags-image>=0.9",
         "tqdm>=4.60",
         # H.264 MP4 (browser-playable) replay videos: PyAV's wheels bundle FFmpeg with libx264.
         "av>=12",
@@ -71,6 +70,8 @@ setup(
             "pytest>=7",
             "pytest-timeout>=2",
             "ruff>=0.5",
+            # Reference conversions that test/test_imaging.py checks imaging.py against (tests only).
+            "rosbags-image>=0.9",
             "transformers>=4.40",
         ],
     },

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from causal_tune_ros.bags import BagReader
     from causal_tune_ros.band import Band
     from causal_tune_ros.replay.command import build_pipeline
-    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions, _decode
+    from causal_tune_ros.replay.reading import decode_image
+    from causal_tune_ros.replay.replayer import Replayer, ReplayOptions
     from causal_tune_ros.synthetic.bag import parse_image_size, write_drive
     from causal_tune_ros.weather import load_band_presets
     from causal_tune_ros.worker_thread import run_in_worker
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         with BagReader(in_bag) as bag:
             topic = bag.image_topics()[0]
-            frames = [_decode(m)[1].copy() for m in bag.messages([topic])]
+            frames = [decode_image(m)[1].copy() for m in bag.messages([topic])]
         band = Band()
         presets = load_band_presets()
         # Warm-up: first calls allocate and pick kernels.

@@ -25,7 +25,7 @@ def test_replay_refuses_images_above_the_shared_cap() -> None:
     import numpy as np
 
     from causal_tune_ros.bags import BagMessage, serialize, typestore
-    from causal_tune_ros.replay.replayer import _decode
+    from causal_tune_ros.replay.reading import decode_image
 
     types = typestore().types
     header = types["std_msgs/msg/Header"](
@@ -45,7 +45,7 @@ def test_replay_refuses_images_above_the_shared_cap() -> None:
     msgtype = "sensor_msgs/msg/Image"
     message = BagMessage("/cam/image_raw", msgtype, 1, serialize(image, msgtype), None)
     with pytest.raises(ImageConversionError, match=f"exceeds max_pixels={DEFAULT_MAX_IMAGE_PIXELS}"):
-        _decode(message)
+        decode_image(message)
 
 
 @pytest.mark.parametrize(

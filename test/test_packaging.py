@@ -83,3 +83,36 @@ def test_colcon_build_installs_scripts_launch_and_config(tmp_path: Path) -> None
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "causal_tune_ros").is_file()
     for launch_file in (ROOT / "launch").glob("*.py"):
         assert (share / "launch" / launch_file.name).is_file()
+
+
+def _imported_names() -> set[str]:
+    """Every dotted module name the package imports (``from a.b import c`` gives ``a.b`` and ``a.b.c``)."""
+    import ast
+
+    found: set[str] = set()
+    for path in (ROOT / "causal_tune_ros").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_every_runtime_requirement_is_imported_by_the_package() -> None:
+    """A dependency only tests use belongs in the dev extra, not in every install."""
+    import ast
+    import re
+
+    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
+    requires = next(k.value for k in call.keywords if k.arg == "install_requires")
+    names = [re.split(r"[<>=!\[ ]", ast.literal_eval(item))[0].lower() for item in requires.elts]
+    modules = {"opencv-python-headless": "cv2", "pyyaml": "yaml", "rosbags-image": "rosbags.image"}
+    imported = _imported_names()
+    for name in names:
+        module = modules.get(name, name.replace("-", "_"))
+        assert any(m == module or m.startswith(module + ".") for m in imported), (
+            f"{name} is a runtime requirement but causal_tune_ros never imports {module}"
+        )

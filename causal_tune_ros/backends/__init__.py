@@ -1,4 +1,4 @@
-"""Inference backends behind one small interface: eager PyTorch, onnxruntime and TensorRT.
+"""Inference backends behind one small interface: eager PyTorch, torch.compile, onnxruntime and TensorRT.
 
 Use :func:`create_backend` (or :func:`load_backend_with_fallback`, which the node and replay use: a stale,
 corrupt or unavailable artefact falls back to eager with a warning instead of stopping the robot).
@@ -19,7 +19,7 @@ from causal_tune_ros.backends.base import (
     BackendSpec,
     band_array,
     parse_size,
-    recorded_input_size,
+    recorded_input_size_or_none,
 )
 from causal_tune_ros.errors import CausalTuneError
 
@@ -32,7 +32,7 @@ __all__ = [
     "create_backend",
     "load_backend_with_fallback",
     "parse_size",
-    "recorded_input_size",
+    "recorded_input_size_or_none",
     "resolve_spec",
     "tensorrt_available",
 ]
@@ -55,7 +55,7 @@ def resolve_spec(spec: BackendSpec) -> BackendSpec:
         spec: Any spec.
 
     Returns:
-        A spec whose name is ``eager``, ``onnxruntime`` or ``tensorrt``.
+        A spec whose name is ``eager``, ``compiled``, ``onnxruntime`` or ``tensorrt``.
     """
     if spec.name != "auto":
         return spec
@@ -92,6 +92,10 @@ def create_backend(spec: BackendSpec | str, **fields: Any) -> Backend:
         from causal_tune_ros.backends.eager import EagerBackend
 
         return EagerBackend(spec)
+    if spec.name == "compiled":
+        from causal_tune_ros.backends.compiled import CompiledBackend
+
+        return CompiledBackend(spec)
     if spec.name == "onnxruntime":
         from causal_tune_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -20,17 +20,16 @@ import numpy as np
 from causal_tune_ros.backends.cache import model_hash
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BackendError, CausalTuneError, ConfigError
+from causal_tune_ros.sizes import parse_input_size as parse_size  # backends' name for it (public)
 
 LOGGER = logging.getLogger("causal_tune_ros.backends")
 
 #: Accepted values of :attr:`BackendSpec.name`.
-BACKEND_NAMES = ("auto", "eager", "onnxruntime", "tensorrt")
+BACKEND_NAMES = ("auto", "eager", "compiled", "onnxruntime", "tensorrt")
 #: Accepted values of :attr:`BackendSpec.device`.
 DEVICES = ("cpu", "cuda")
 #: Accepted values of :attr:`BackendSpec.precision`.
 PRECISIONS = ("fp32", "fp16", "int8")
-#: DINOv2 patch size: network input sides must be multiples of it.
-PATCH_SIZE = 14
 #: Network input (H, W) used when a spec names none: DINOv2's native height, a 1:2 road-camera aspect.
 DEFAULT_INPUT_SIZE = (518, 1036)
 
@@ -45,7 +44,7 @@ class BackendSpec:
 
     Attributes:
         name: ``auto`` (TensorRT when CUDA and torch_tensorrt are importable, else eager), ``eager``,
-            ``onnxruntime`` or ``tensorrt``.
+            ``compiled`` (eager through ``torch.compile``), ``onnxruntime`` or ``tensorrt``.
         checkpoint: Causal-Tune checkpoint (safetensors). Needed by eager and to build/validate artefacts;
             an onnxruntime backend given only ``artefact`` runs without it.
         backbone: DINOv2 weights file or folder, or ``None`` when the checkpoint embeds the backbone.
@@ -55,7 +54,8 @@ class BackendSpec:
             (onnxruntime dynamic quantization).
         cache_dir: Where exported graphs / engines are cached (default :func:`~.cache.default_cache_dir`).
         force_rebuild: Rebuild a cached artefact even when it is valid.
-        torch_compile: Eager only: wrap the model in ``torch.compile``.
+        torch_compile: Eager only: wrap the model in ``torch.compile`` on first use (the ``compiled``
+            backend compiles at load time, whole-graph, with CUDA graphs on CUDA).
         artefact: A prebuilt ONNX file / TensorRT program to use instead of the cache (checked against
             its JSON sidecar).
         num_threads: CPU threads for inference (``None``: library default).
@@ -99,34 +99,6 @@ class BackendSpec:
     def with_changes(self, **changes: Any) -> BackendSpec:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
-
-
-def parse_size(value: str | Sequence[int]) -> tuple[int, int]:
-    """Read a network input size given as ``"HxW"`` or ``(H, W)``.
-
-    Args:
-        value: ``"518x1036"``, ``(518, 1036)`` or ``[518, 1036]``.
-
-    Returns:
-        ``(H, W)`` as ints.
-
-    Raises:
-        ConfigError: Unless both sides are positive multiples of 14.
-    """
-    try:
-        if isinstance(value, str):
-            parts = value.lower().replace(",", "x").split("x")
-            h, w = (int(p) for p in parts)
-        else:
-            h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"input size must be 'HxW' or (H, W), got {value!r}") from None
-    if h <= 0 or w <= 0 or h % PATCH_SIZE or w % PATCH_SIZE:
-        raise ConfigError(
-            f"input size {h}x{w}: both sides must be positive multiples of {PATCH_SIZE} (e.g. "
-            f"{max(1, round(h / PATCH_SIZE)) * PATCH_SIZE}x{max(1, round(w / PATCH_SIZE)) * PATCH_SIZE})"
-        )
-    return h, w
 
 
 def band_array(band: Band | Sequence[float] | np.ndarray) -> np.ndarray:
@@ -365,7 +337,7 @@ class Backend(abc.ABC):
         return f"{type(self).__name__}({self.spec.device}, {self.spec.precision}, {h}x{w})"
 
 
-def recorded_input_size(checkpoint: str | Path | None) -> tuple[int, int] | None:
+def recorded_input_size_or_none(checkpoint: str | Path | None) -> tuple[int, int] | None:
     """The network input size a checkpoint records, or ``None`` (no checkpoint, no record, unreadable).
 
     Never raises: a missing or broken file is reported, with its reason, when the backend loads it.

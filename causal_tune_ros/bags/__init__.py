@@ -36,6 +36,7 @@ from causal_tune_ros.bags.paths import (
     not_a_bag_reason,
     storage_file_stem,
     storage_for,
+    storage_of,
 )
 from causal_tune_ros.bags.reader import (
     BagMessage,
@@ -74,5 +75,6 @@ __all__ = [
     "stamp_to_ns",
     "storage_file_stem",
     "storage_for",
+    "storage_of",
     "typestore",
 ]

@@ -16,9 +16,10 @@ STORAGE_OF_SUFFIX = {".mcap": "mcap", ".db3": "sqlite3"}
 _MAGIC = {".mcap": b"\x89MCAP0\r\n", ".db3": b"SQLite format 3\x00"}
 
 
-def storage_for(path: str | Path, storage: str | None = None) -> str:
+def storage_for(path: str | Path, storage: str | None = None, like: str | Path | None = None) -> str:
     """Storage plugin to write ``path`` with: ``storage`` if given, else from a ``.mcap``/``.db3`` suffix,
-    else ``mcap`` (the ROS 2 default since Iron).
+    else the storage of the existing bag ``like`` (a replay writes what it read), else ``mcap`` (the ROS 2
+    default since Iron).
 
     Raises:
         BagError: For an unknown storage name.
@@ -27,7 +28,17 @@ def storage_for(path: str | Path, storage: str | None = None) -> str:
         if storage not in STORAGES:
             raise BagError(f"unknown storage {storage!r}; expected one of {', '.join(STORAGES)}")
         return storage
-    return STORAGE_OF_SUFFIX.get(Path(path).suffix, "mcap")
+    if Path(path).suffix in STORAGE_OF_SUFFIX:
+        return STORAGE_OF_SUFFIX[Path(path).suffix]
+    return "mcap" if like is None else storage_of(like)
+
+
+def storage_of(path: str | Path) -> str:
+    """Storage plugin of an existing bag: a bare file's suffix, else the storage files in its folder."""
+    path = Path(path)
+    if path.is_file():
+        return STORAGE_OF_SUFFIX.get(path.suffix, "sqlite3")
+    return "mcap" if any(path.glob("*.mcap")) else "sqlite3"
 
 
 def _resolve(path: str | Path) -> Path:

@@ -14,8 +14,10 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from causal_tune_ros.backends.base import BACKEND_NAMES
 from causal_tune_ros.bags import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.replay.options import DEFAULT_BATCH_WAIT
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
 
 if TYPE_CHECKING:
@@ -95,7 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     replay.add_argument("--band", metavar="LOW,HIGH", help="force this band on every frame, e.g. 0.2,0.7")
     replay.add_argument("--bands", metavar="YAML", help="band presets (default: config/weather_bands.yaml)")
     replay.add_argument(
-        "--backend", default="auto", help="auto, eager, onnxruntime, tensorrt (default: auto)"
+        "--backend",
+        default="auto",
+        choices=BACKEND_NAMES,
+        help="inference backend (default: auto: tensorrt with CUDA and torch_tensorrt, else eager)",
     )
     replay.add_argument("--checkpoint", help="Causal-Tune checkpoint (default: the shipped demo model)")
     replay.add_argument("--backbone", help="DINOv2 weights if the checkpoint does not embed them")
@@ -121,6 +126,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     replay.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
     replay.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
+    replay.add_argument(
+        "--batch-cameras", action="store_true", help="one forward pass per camera batch (as replay)"
+    )
+    replay.add_argument(
+        "--batch-wait",
+        type=float,
+        default=DEFAULT_BATCH_WAIT,
+        metavar="S",
+        help="bag seconds a camera batch waits for the others (default: %(default)s)",
+    )
     replay.add_argument(
         "--bag-version",
         type=int,

@@ -1,11 +1,11 @@
-"""Fleet progress: bags and frames, rate and ETA; a tqdm bar on a terminal, log lines otherwise."""
+"""Fleet progress: frames over all bags, rate, ETA and the bag counts (on ``causal_tune_ros.progress``)."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any, TextIO
 
-from causal_tune_ros.replay.progress import Progress
+from causal_tune_ros.progress import progress_bar
 
 
 class FleetProgress:
@@ -29,59 +29,42 @@ class FleetProgress:
         log_interval: float = 10.0,
         enabled: bool = True,
     ) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        if tty is None:
-            isatty = getattr(self.stream, "isatty", None)
-            tty = bool(isatty and isatty())
-        self.tty = tty
         self.enabled = enabled
         self.bags = bags
         self.bags_done = 0
         self.bags_failed = 0
         self.frames = 0
-        self._bar: Any = None
-        self._log: Progress | None = None
-        if not enabled:
-            return
-        if tty:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=frames or None, unit="frame", desc="fleet", file=self.stream, dynamic_ncols=True
-            )
-            self._bar.set_postfix_str(self._bags_text(), refresh=False)
-        else:
-            self._log = Progress(
-                frames, label=self._label(), stream=self.stream, tty=False, log_interval=log_interval
-            )
+        self._bar: Any = progress_bar(
+            frames or None,
+            "fleet",
+            unit="frame",
+            enabled=enabled,
+            stream=stream if stream is not None else sys.stderr,
+            tty=tty,
+            log_interval=log_interval,
+        )
+        self._bar.set_postfix_str(self._bags_text(), refresh=False)
 
     def _bags_text(self) -> str:
         failed = f", {self.bags_failed} failed" if self.bags_failed else ""
         return f"bags {self.bags_done}/{self.bags}{failed}"
-
-    def _label(self) -> str:
-        return f"fleet {self._bags_text()}, frames"
 
     def set(self, frames: int, bags_done: int, bags_failed: int) -> None:
         """Frames done so far over the fleet and the bag counts; redraws when due."""
         delta = frames - self.frames
         changed = (bags_done, bags_failed) != (self.bags_done, self.bags_failed)
         self.frames, self.bags_done, self.bags_failed = frames, bags_done, bags_failed
-        if self._bar is not None:
-            if changed:
-                self._bar.set_postfix_str(self._bags_text(), refresh=False)
-            self._bar.update(delta)
-        elif self._log is not None:
-            self._log.label = self._label()
-            self._log.update(delta)
+        if self._bar is None:
+            return
+        if changed:
+            self._bar.set_postfix_str(self._bags_text(), refresh=False)
+        self._bar.update(delta)
 
     def add_total(self, frames: int) -> None:
         """More frames to do than expected (a retried bag redoes its frames)."""
         if self._bar is not None and self._bar.total is not None:
             self._bar.total += frames
             self._bar.refresh()
-        elif self._log is not None and self._log.total:
-            self._log.total += frames
 
     def write(self, line: str) -> None:
         """Print a line (a bag's result) on stdout without breaking the bar (nothing when disabled)."""
@@ -97,6 +80,3 @@ class FleetProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None

@@ -341,7 +341,9 @@ class CausalTune(nn.Module):
         mix = torch.mm(torch.softmax(scores, dim=-1), prepared.value_mix[k])  # S [A, 1]
         # s * MLP_out(S MLP_tok(T) + X_c); addmm_ accumulates the token term in place.
         delta = torch.mm(flat, prepared.out_weight.t()).addmm_(mix, prepared.value_proj[k]).view(B, H, W, C)
-        if torch.is_inference_mode_enabled():
+        # In place only in eager inference: torch.compile cannot trace the inference-mode query (a graph
+        # break), and a compiled graph fuses the out-of-place form anyway.
+        if not torch.compiler.is_compiling() and torch.is_inference_mode_enabled():
             idct_2d_channels_last(delta, patches, inplace=True)
             return tokens
         refined = idct_2d_channels_last(delta, patches).view(B, H * W, C)  # patches + IDCT(delta)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from causal_tune_ros.backends import BackendSpec, recorded_input_size
+from causal_tune_ros.backends import BackendSpec, recorded_input_size_or_none
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.node.parameters.settings import NodeSettings
 from causal_tune_ros.resources import data_path
@@ -75,7 +75,7 @@ def backend_spec(settings: NodeSettings) -> BackendSpec:
         "force_rebuild": settings.engine_force_rebuild,
         "num_threads": settings.cpu_threads or None,
     }
-    size = settings.input_size or recorded_input_size(fields["checkpoint"])
+    size = settings.input_size or recorded_input_size_or_none(fields["checkpoint"])
     if size is not None:
         fields["input_size"] = size
     return BackendSpec(**fields)

@@ -1,7 +1,7 @@
 """Offline replay of rosbag2 recordings through the segmentation pipeline, with no ROS install.
 
-- :mod:`~causal_tune_ros.replay.replayer`: :class:`Replayer`, the read -> model -> write loop.
-- :mod:`~causal_tune_ros.replay.progress`: progress bar on a terminal, log lines otherwise.
+- :mod:`~causal_tune_ros.replay.replayer`: :class:`Replayer`, the read -> model -> write loop (progress on
+  :mod:`causal_tune_ros.progress`; bags through :mod:`causal_tune_ros.bags`).
 - :mod:`~causal_tune_ros.replay.video`: side-by-side MP4 (input | overlay).
 - :mod:`~causal_tune_ros.replay.command`: ``causal-tune replay``.
 

@@ -26,8 +26,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from causal_tune_ros.backends.base import BACKEND_NAMES
 from causal_tune_ros.bags import BAG_VERSIONS, DEFAULT_BAG_VERSION
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.replay.options import DEFAULT_BATCH_WAIT
 from causal_tune_ros.weather.classifier import DEFAULT_MIN_SECONDS
 
 if TYPE_CHECKING:
@@ -90,7 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bands", metavar="YAML", help="band presets file (default: config/weather_bands.yaml)"
     )
     parser.add_argument(
-        "--backend", default="auto", help="auto, eager, onnxruntime or tensorrt (default: auto)"
+        "--backend",
+        default="auto",
+        choices=BACKEND_NAMES,
+        help="inference backend (default: auto: tensorrt with CUDA and torch_tensorrt, else eager)",
     )
     parser.add_argument(
         "--checkpoint", help="Causal-Tune checkpoint (default: the shipped demo model, models/demo/)"
@@ -129,6 +134,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-overlay", action="store_true", help="do not write the overlay topics")
     parser.add_argument("--no-copy", action="store_true", help="do not copy the input messages")
+    parser.add_argument(
+        "--batch-cameras",
+        action="store_true",
+        help="run the frames of all replayed cameras that arrive within --batch-wait of each other in one "
+        "forward pass (batch size = number of cameras); each camera keeps its own outputs and headers",
+    )
+    parser.add_argument(
+        "--batch-wait",
+        type=float,
+        default=DEFAULT_BATCH_WAIT,
+        metavar="S",
+        help="with --batch-cameras: seconds of bag time a batch waits for the other cameras after its "
+        "first frame; a late or missing camera holds the others back no longer (default: %(default)s)",
+    )
     parser.add_argument(
         "--bag-version",
         type=int,
@@ -192,7 +211,7 @@ def build_pipeline(
         BackendSpec,
         load_backend_with_fallback,
         parse_size,
-        recorded_input_size,
+        recorded_input_size_or_none,
     )
     from causal_tune_ros.classes import load_classes
     from causal_tune_ros.pipeline import SegmentationPipeline
@@ -200,7 +219,7 @@ def build_pipeline(
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     if not ckpt.exists():
         raise ConfigError(f"checkpoint {ckpt} does not exist")
-    size = parse_size(input_size) if input_size else (recorded_input_size(ckpt) or DEFAULT_INPUT_SIZE)
+    size = parse_size(input_size) if input_size else (recorded_input_size_or_none(ckpt) or DEFAULT_INPUT_SIZE)
     spec = BackendSpec(
         name=backend,
         checkpoint=ckpt,
@@ -281,6 +300,8 @@ def options_from_args(args: argparse.Namespace, **overrides: Any) -> ReplayOptio
         "storage": args.storage,
         "overwrite": getattr(args, "overwrite", False),
         "bag_version": args.bag_version,
+        "batch_cameras": args.batch_cameras,
+        "batch_wait": args.batch_wait,
         "progress": not getattr(args, "quiet", False),
         "threaded": args.io_threads == "on",
     }

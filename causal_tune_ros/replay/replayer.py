@@ -2,7 +2,7 @@
 
 Three stages per frame:
 
-    read       raw message -> deserialise -> decode to RGB -> pick the weather band
+    read       raw message -> deserialise -> decode to RGB -> pick the weather band   (replay.reading)
     model      SegmentationPipeline.process
     write      copy the input messages raw -> build + serialise outputs -> write -> video -> progress
 
@@ -14,374 +14,66 @@ previous one overlap the model (docs/PERFORMANCE.md). The model never runs on th
 data is viewed in place) and input messages are copied to the output bag as the raw CDR bytes they were
 stored as.
 
-Output topics per camera topic (see :func:`output_topics`): ``<ns>/class_mask`` (mono8 train ids),
-``<ns>/overlay`` (rgb8), ``<ns>/drivable_mask`` (mono8, 255 drivable) and ``<ns>/weather``
-(std_msgs/String, the condition whose band was used), each stamped with the input message's log time
-and carrying its header (stamp and frame_id).
+Output topics per camera topic: see :mod:`~causal_tune_ros.replay.topics`; each output is stamped with
+the input message's log time and carries its header (stamp and frame_id).
 
 Frames that cannot be decoded (truncated data, corrupt JPEG, bad CDR) are skipped and counted; the
 replay goes on.
 
 Outputs (see :mod:`~causal_tune_ros.bags.writer` for the bag layout): every check that needs no model
-(input opens, topics exist, output path is safe) runs in :func:`plan_replay`, before any model is loaded or
-exported. The output bag and the video are written beside their final names and renamed into place only
-when complete; an interrupted replay (Ctrl-C, SIGTERM, an error) leaves the previous output untouched and
-keeps what it wrote as ``<out>.partial``. Messages of the input on this run's own output topics (the input
-is itself a replay output) are dropped, counted and reported, never mixed with the new results.
+(input opens, topics exist, output path is safe) runs in :func:`~causal_tune_ros.replay.plan.plan_replay`,
+before any model is loaded or exported. The output bag and the video are written beside their final names
+and renamed into place only when complete; an interrupted replay (Ctrl-C, SIGTERM, an error) leaves the
+previous output untouched and keeps what it wrote as ``<out>.partial``. Messages of the input on this run's
+own output topics (the input is itself a replay output) are dropped, counted and reported, never mixed
+with the new results.
+
+The option, summary, topic and plan types live in their own modules beside this one; their public names
+are importable from here too.
 """
 
 from __future__ import annotations
 
-import bisect
+import dataclasses
 import logging
-import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from tqdm import tqdm
 
-from causal_tune_ros.bags import (
-    BAG_VERSIONS,
-    DEFAULT_BAG_VERSION,
-    IMAGE_TYPE,
-    STRING_TYPE,
-    BagMessage,
-    BagReader,
-    BagWriter,
-    bag_paths,
-    check_not_overlapping,
-    deserialize,
-    msg_class,
-    not_a_bag_reason,
-    stamp_to_ns,
-)
+from causal_tune_ros.bags import IMAGE_TYPE, STRING_TYPE, BagReader, BagWriter, msg_class
 from causal_tune_ros.band import Band
-from causal_tune_ros.errors import BagError, CausalTuneError, ConfigError, ImageConversionError
-from causal_tune_ros.limits import DEFAULT_MAX_IMAGE_PIXELS
-from causal_tune_ros.replay.progress import Progress
-from causal_tune_ros.replay.video import SideBySideVideo, check_video_target, video_path_for_topic
-from causal_tune_ros.weather import CONDITIONS, DEFAULT_MIN_SECONDS
+from causal_tune_ros.errors import CausalTuneError, ConfigError
+from causal_tune_ros.progress import progress_bar
+from causal_tune_ros.replay.batching import CameraBatcher, segment_batch
+from causal_tune_ros.replay.options import ReplayOptions, check_options
+from causal_tune_ros.replay.plan import ReplayPlan, plan_replay, select_image_topics
+from causal_tune_ros.replay.reading import (
+    Frame,
+    FrameCallback,
+    Item,
+    SkipCallback,
+    WeatherSource,
+    prepare_frame,
+)
+from causal_tune_ros.replay.stages import run_threaded
+from causal_tune_ros.replay.summary import ReplaySummary, TopicStats
+from causal_tune_ros.replay.topics import (
+    NON_CAMERA_NAMES,
+    OUTPUT_NAMES,
+    camera_namespace,
+    is_camera_topic,
+    output_topics,
+)
+from causal_tune_ros.replay.video import SideBySideVideo
 from causal_tune_ros.worker_thread import run_in_worker
 
 LOG = logging.getLogger(__name__)
 
-#: Output sub-topics written per camera topic, in this order.
-OUTPUT_NAMES = ("class_mask", "overlay", "drivable_mask", "weather")
-
-#: Image-name suffixes stripped to find a camera's namespace (``/cam/image_raw/compressed`` -> ``/cam``).
-_TRANSPORT_SUFFIXES = ("compressed",)
-
-_QUEUE_SIZE = 8  # frames in flight between stages: enough to hide jitter, small enough for 4K images
 _MAX_BATCH = 256  # input messages carried by one item when no frame comes (e.g. a long lidar stretch)
-_MAX_REASONS = 5  # skip reasons kept per topic for the summary
-
-
-def camera_namespace(topic: str) -> str:
-    """Namespace of a camera topic.
-
-    ``/front/image_raw`` -> ``/front``; ``/front/image_raw/compressed`` -> ``/front``; ``/image`` -> ``""``.
-    """
-    parts = [p for p in topic.split("/") if p]
-    if parts and parts[-1] in _TRANSPORT_SUFFIXES:
-        parts = parts[:-1]
-    parts = parts[:-1]
-    return "/" + "/".join(parts) if parts else ""
-
-
-#: Last name components of image topics that are not camera streams: our own outputs and label images.
-NON_CAMERA_NAMES = frozenset({*OUTPUT_NAMES, "confidence", "ground_truth", "labels", "depth"})
-
-
-def is_camera_topic(topic: str) -> bool:
-    """Whether an image topic is a camera stream worth segmenting by default.
-
-    Segmentation outputs (``.../class_mask``, ``.../overlay``, ...) and label or depth images
-    (``.../ground_truth``, ``.../labels``, ``.../depth``) are images too, but segmenting them is
-    meaningless (and a replayed bag would otherwise be segmented again); ``--topics`` still selects them.
-    """
-    parts = [p for p in topic.split("/") if p]
-    if parts and parts[-1] in _TRANSPORT_SUFFIXES:
-        parts = parts[:-1]
-    return bool(parts) and parts[-1] not in NON_CAMERA_NAMES
-
-
-def output_topics(image_topics: Sequence[str]) -> dict[str, dict[str, str]]:
-    """Output topic names for each input image topic.
-
-    Outputs go beside the camera (``<ns>/class_mask`` ...). When two input topics share a namespace
-    (``/cam/image_raw`` and ``/cam/image_rect``) each uses its full topic name as namespace instead, so
-    no two inputs ever write to the same output topic.
-
-    Args:
-        image_topics: Input image topics.
-
-    Returns:
-        ``{input_topic: {"class_mask": ..., "overlay": ..., "drivable_mask": ..., "weather": ...}}``.
-    """
-    namespaces = {t: camera_namespace(t) for t in image_topics}
-    shared = {ns for ns in namespaces.values() if list(namespaces.values()).count(ns) > 1}
-    result = {}
-    for topic, ns in namespaces.items():
-        base = topic.rstrip("/") if ns in shared else ns
-        result[topic] = {name: f"{base}/{name}" for name in OUTPUT_NAMES}
-    return result
-
-
-@dataclass
-class ReplayOptions:
-    """What to replay and how.
-
-    Attributes:
-        topics: Image topics to process (``None``: every Image / CompressedImage camera topic, see
-            :func:`is_camera_topic`).
-        weather: ``"auto"`` (classify each frame, per camera, with hysteresis in seconds of the frames'
-            header stamps, see ``weather_min_seconds``), ``"topic"`` (the latest
-            std_msgs/String on ``weather_topic`` in the input bag) or a condition name (fixed).
-        weather_topic: Input topic for ``weather="topic"``.
-        weather_every: With ``weather="auto"``, classify every N-th frame of a camera (1 = every frame,
-            as the node's default ``weather.auto.every_n_frames``; the statistics cost ~2 ms a frame).
-        weather_min_seconds: With ``weather="auto"``, seconds of message time a new condition must hold
-            before it is applied (the node's ``weather.auto.min_seconds``).
-        band: Force this band on every frame (the condition is still classified and written).
-        max_frames: Stop after this many processed frames (the output bag ends there).
-        every: Process every N-th frame of each topic; the others are only copied.
-        video: Side-by-side MP4 path (one file per camera, suffixed with the topic when several).
-        video_fps: Video frame rate (``None``: the camera's rate in the bag, divided by ``every``).
-        overlay: Write the ``overlay`` topic (the video needs the overlay either way).
-        copy_input: Copy every input message into the output bag.
-        storage: Output storage ``mcap`` / ``sqlite3`` (``None``: from the output suffix, else as the input).
-        overwrite: Replace an existing output bag (only a rosbag2 bag) and video (only an MP4).
-        bag_version: rosbag2 metadata version of the output: 8 (default; ROS 2 Humble and Jazzy read it)
-            or 9 (Jazzy).
-        progress: Show progress (bar on a terminal, log lines otherwise).
-        threaded: Overlap reading and writing with the model in background threads (default). ``False``
-            runs the stages one after the other in a single worker thread (for comparison in
-            ``bench/replay_throughput.py``; on a 2-core machine under heavy load it can be the faster).
-    """
-
-    topics: Sequence[str] | None = None
-    weather: str = "auto"
-    weather_topic: str = "/weather"
-    weather_every: int = 1
-    weather_min_seconds: float = DEFAULT_MIN_SECONDS
-    band: Band | None = None
-    max_frames: int | None = None
-    every: int = 1
-    video: str | Path | None = None
-    video_fps: float | None = None
-    overlay: bool = True
-    copy_input: bool = True
-    storage: str | None = None
-    overwrite: bool = False
-    bag_version: int = DEFAULT_BAG_VERSION
-    progress: bool = True
-    threaded: bool = True
-
-
-@dataclass
-class TopicStats:
-    """Per input topic counts.
-
-    Attributes:
-        frames: Image messages seen (including skipped and ``every``-thinned ones).
-        processed: Frames run through the model and written.
-        corrupt: Frames skipped because they could not be decoded.
-        failed: Frames the model could not process (e.g. non-finite output).
-        reasons: The first few skip reasons, ``"t=<ns>: <reason>"``.
-        conditions: How many frames were processed under each weather condition.
-    """
-
-    frames: int = 0
-    processed: int = 0
-    corrupt: int = 0
-    failed: int = 0
-    reasons: list[str] = field(default_factory=list)
-    conditions: dict[str, int] = field(default_factory=dict)
-
-    def note(self, stamp: int, reason: str) -> None:
-        """Keep a skip reason (the first few only)."""
-        if len(self.reasons) < _MAX_REASONS:
-            self.reasons.append(f"t={stamp}: {reason}")
-
-
-@dataclass
-class ReplaySummary:
-    """What a replay did.
-
-    Attributes:
-        input_path: Input bag.
-        output_path: Output bag.
-        storage: Output storage plugin.
-        topics: Per input image topic statistics.
-        outputs: Per input image topic, its output topic names.
-        copied: Input messages copied to the output bag.
-        seconds: Wall time of the whole replay.
-        model_seconds: Time spent in ``SegmentationPipeline.process`` (the model stage).
-        videos: Video files written.
-        dropped: Input topics that were this run's own output topics (the input is an earlier replay's
-            output) -> messages not copied.
-    """
-
-    input_path: Path
-    output_path: Path
-    storage: str
-    topics: dict[str, TopicStats]
-    outputs: dict[str, dict[str, str]]
-    copied: int = 0
-    seconds: float = 0.0
-    model_seconds: float = 0.0
-    videos: list[Path] = field(default_factory=list)
-    dropped: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def processed(self) -> int:
-        """Frames processed over all topics."""
-        return sum(s.processed for s in self.topics.values())
-
-    @property
-    def skipped(self) -> int:
-        """Frames skipped (corrupt or failed) over all topics."""
-        return sum(s.corrupt + s.failed for s in self.topics.values())
-
-    @property
-    def fps(self) -> float:
-        """Processed frames per wall-clock second."""
-        return self.processed / self.seconds if self.seconds > 0 else 0.0
-
-    def format(self) -> str:
-        """A human-readable multi-line report."""
-        lines = [f"replay: {self.input_path} -> {self.output_path} ({self.storage})"]
-        for topic, s in self.topics.items():
-            out = self.outputs[topic]
-            ns = out["class_mask"].rsplit("/", 1)[0] or ""
-            line = f"  {topic}: {s.frames} frames, {s.processed} processed"
-            if s.corrupt:
-                line += f", {s.corrupt} skipped as corrupt"
-            if s.failed:
-                line += f", {s.failed} failed in the model"
-            if s.conditions:
-                line += " [" + ", ".join(f"{c}: {n}" for c, n in sorted(s.conditions.items())) + "]"
-            lines.append(line + f" -> {ns}/{{{','.join(OUTPUT_NAMES)}}}")
-            lines.extend(f"    skipped {r}" for r in s.reasons)
-        lines.append(f"  skipped frames: {self.skipped}")
-        lines.append(f"  input messages copied: {self.copied}")
-        if self.dropped:
-            lines.append(
-                f"  dropped {sum(self.dropped.values())} input messages of an earlier replay's outputs, "
-                f"replaced by this run's: {', '.join(sorted(self.dropped))}"
-            )
-        share = 100 * self.model_seconds / self.seconds if self.seconds > 0 else 0.0
-        lines.append(
-            f"  {self.processed} frames in {self.seconds:.2f} s ({self.fps:.2f} fps); "
-            f"model {self.model_seconds:.2f} s ({share:.0f}% of the time)"
-        )
-        lines.extend(f"  video: {v}" for v in self.videos)
-        return "\n".join(lines)
-
-
-@dataclass
-class _Frame:
-    topic: str
-    stamp: int  # log time, ns
-    header: Any
-    rgb: np.ndarray | None
-    condition: str
-    band: Band
-    error: str | None = None
-
-
-@dataclass
-class _Item:
-    """One unit of work through the stages: the input messages to copy, and at most one frame.
-
-    Messages between two processed frames travel together with the second one, so the queues carry
-    one item per frame, not one per message (camera_info, tf, ... would otherwise each wake every stage).
-    """
-
-    messages: list[BagMessage] = field(default_factory=list)
-    frame: _Frame | None = None
-    result: Any = None
-
-
-_DONE = object()
-
-#: Called after each processed frame is written (in the writing thread):
-#: ``(topic, stamp_ns, rgb, result, condition)``.
-FrameCallback = Callable[[str, int, np.ndarray, Any, str], None]
-#: ``on_skip(topic, stamp, reason)`` for a frame that was not segmented (corrupt, or the model failed).
-SkipCallback = Callable[[str, int, str], None]
-
-
-class _WeatherSource:
-    """Picks the condition and band of each frame according to :attr:`ReplayOptions.weather`."""
-
-    def __init__(self, options: ReplayOptions, presets: dict[str, Band], bag: BagReader) -> None:
-        from causal_tune_ros.weather import CONDITIONS
-
-        self.mode = options.weather
-        self.every = options.weather_every
-        self.min_seconds = options.weather_min_seconds
-        self.presets = presets
-        self.forced = options.band
-        self._classifiers: dict[str, Any] = {}
-        self._times: list[int] = []
-        self._values: list[str] = []
-        if self.mode == "topic":
-            if options.weather_topic not in bag.topics:
-                raise BagError(f"--weather topic: the bag has no {options.weather_topic} topic")
-            if bag.topics[options.weather_topic] != STRING_TYPE:
-                found = bag.topics[options.weather_topic]
-                raise BagError(f"{options.weather_topic} is {found}, not {STRING_TYPE}")
-            # One cheap pass over the small String messages, so a frame logged at the same instant as
-            # its weather message gets it whatever order the storage returns ties in.
-            for m in bag.messages([options.weather_topic]):
-                value = str(deserialize(m.data, STRING_TYPE).data).strip().lower()
-                if value not in presets:
-                    LOG.warning("ignoring unknown condition %r on %s", value, options.weather_topic)
-                    continue
-                self._times.append(m.timestamp)
-                self._values.append(value)
-        elif self.mode != "auto" and self.mode not in presets:
-            raise ConfigError(
-                f"unknown weather {self.mode!r}; expected auto, topic or one of {', '.join(CONDITIONS)}"
-            )
-
-    def pick(self, topic: str, stamp: int, rgb: np.ndarray, header_stamp: int = 0) -> tuple[str, Band]:
-        """Condition and band of a frame logged at ``stamp`` (ns) with header stamp ``header_stamp``."""
-        if self.mode == "auto":
-            if topic not in self._classifiers:
-                from causal_tune_ros.weather import WeatherClassifier
-
-                self._classifiers[topic] = WeatherClassifier(
-                    min_seconds=self.min_seconds, every_n_frames=self.every
-                )
-            # Hysteresis on the camera's clock (header stamps); the log time if the driver sets none.
-            condition = str(self._classifiers[topic].update(rgb, header_stamp or stamp))
-        elif self.mode == "topic":
-            i = bisect.bisect_right(self._times, stamp) - 1
-            condition = self._values[i] if i >= 0 else "clear"
-        else:
-            condition = self.mode
-        band = self.forced or self.presets.get(condition) or self.presets["clear"]
-        return condition, band
-
-
-def _decode(msg: BagMessage) -> tuple[Any, np.ndarray]:
-    """CDR bytes of an Image / CompressedImage -> (header, RGB view)."""
-    from causal_tune_ros.imaging import compressed_to_rgb, image_to_rgb
-
-    ros_msg = deserialize(msg.data, msg.msgtype)
-    cap = DEFAULT_MAX_IMAGE_PIXELS  # the node's max_image_pixels default: one limit for both
-    if msg.msgtype == IMAGE_TYPE:
-        rgb = image_to_rgb(ros_msg, max_pixels=cap)
-    else:
-        rgb = compressed_to_rgb(ros_msg, max_pixels=cap)
-    return ros_msg.header, rgb
 
 
 class Replayer:
@@ -389,12 +81,16 @@ class Replayer:
 
     Args:
         pipeline: Anything with ``process(rgb, band, overlay=..., confidence=...)`` returning a
-            ``SegmentationResult`` (class_mask, overlay, drivable_mask).
+            ``SegmentationResult`` (class_mask, overlay, drivable_mask); with
+            :attr:`ReplayOptions.batch_cameras` also ``process_batch`` (a list of images, one band).
         options: :class:`ReplayOptions`.
         band_presets: Condition -> band (default: :func:`causal_tune_ros.weather.load_band_presets`).
         on_frame: Optional callback per processed frame (runs in the writing thread, never the main one).
         on_skip: Optional callback per skipped frame, ``(topic, stamp, reason)``; the reason starts with
             "model failed" when the model failed, else the frame was corrupt (same thread as ``on_frame``).
+
+    Raises:
+        ConfigError: Bad options, or ``batch_cameras`` with a pipeline that has no ``process_batch``.
     """
 
     def __init__(
@@ -408,6 +104,8 @@ class Replayer:
         self.pipeline = pipeline
         self.options = options or ReplayOptions()
         check_options(self.options)
+        if self.options.batch_cameras and not callable(getattr(pipeline, "process_batch", None)):
+            raise ConfigError("--batch-cameras needs a pipeline with process_batch (SegmentationPipeline)")
         if band_presets is None:
             from causal_tune_ros.weather import load_band_presets
 
@@ -416,6 +114,7 @@ class Replayer:
         self.on_frame = on_frame
         self.on_skip = on_skip
         self._stop = threading.Event()
+        self._batch_size = 1  # cameras replayed: the static size of camera batches
 
     # ------------------------------------------------------------------------------------------ public
 
@@ -461,24 +160,22 @@ class Replayer:
             BagError: The input cannot be read or lacks a requested topic.
             ConfigError: Bad options.
         """
-        import dataclasses
-
         own = not isinstance(in_bag, BagReader)
         bag = BagReader(in_bag) if own else in_bag
         saved = self.options
         try:
             self.options = dataclasses.replace(saved, copy_input=False)
             check_options(self.options)
-            topics = _image_topics(bag, self.options)
+            topics = select_image_topics(bag, self.options)
             plan = ReplayPlan(topics, output_topics(topics), [], {}, "", 0, {}, [])
             summary = ReplaySummary(bag.path, Path(), "", {t: TopicStats() for t in topics}, plan.outputs)
-            weather = _WeatherSource(self.options, self.band_presets, bag)
+            weather = WeatherSource(self.options, self.band_presets, bag)
             track: dict[str, list[tuple[int, str]]] = {t: [] for t in topics}
             self._stop.clear()
             for item in self._items(bag, plan, weather, summary):
-                frame = item.frame
-                if frame is not None and frame.error is None:
-                    track[frame.topic].append((frame.stamp, frame.condition))
+                for frame in item.frames:
+                    if frame.error is None:
+                        track[frame.topic].append((frame.stamp, frame.condition))
             return track
         finally:
             self.options = saved
@@ -490,7 +187,8 @@ class Replayer:
         plan = plan_replay(bag, out_path, opts)
         self._stop.clear()
         image_topics = plan.image_topics
-        weather = _WeatherSource(opts, self.band_presets, bag)
+        self._batch_size = len(image_topics)
+        weather = WeatherSource(opts, self.band_presets, bag)
         fps = self._video_fps(bag, image_topics)
         summary = ReplaySummary(
             input_path=bag.path,
@@ -526,7 +224,7 @@ class Replayer:
                 raise
             return writer
 
-        progress = Progress(plan.total, label="replay", enabled=opts.progress)
+        progress = progress_bar(plan.total, "replay", unit="frame", enabled=opts.progress)
         videos: dict[str, SideBySideVideo] = {}
         if opts.video:
             for topic in image_topics:
@@ -563,17 +261,13 @@ class Replayer:
         bag: BagReader,
         open_writer: Callable[[], BagWriter],
         plan: ReplayPlan,
-        weather: _WeatherSource,
+        weather: WeatherSource,
         summary: ReplaySummary,
         videos: dict[str, SideBySideVideo],
-        progress: Progress,
+        progress: tqdm,
     ) -> None:
-        """Run the three stages: reading here, the model and the writer in their own threads.
-
-        The reader stays in the calling thread because SQLite handles only work in the thread that
-        opened them (the writer opens its bag in its own thread for the same reason), and so that
-        Ctrl-C lands in the stage that drives the others.
-        """
+        """Run the three stages: reading here, the model and the writer in their own threads
+        (:func:`~causal_tune_ros.replay.stages.run_threaded`), or all in one worker thread."""
         if not self.options.threaded:
 
             def sequential() -> None:
@@ -586,64 +280,22 @@ class Replayer:
 
             run_in_worker(sequential, on_interrupt=self._stop.set)
             return
-        to_model: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
-        to_writer: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
-        errors: list[BaseException] = []
-
-        def model() -> None:
-            try:
-                while (item := to_model.get()) is not _DONE:
-                    self._infer(item, summary)
-                    if not _put(to_writer, item, self._stop):
-                        break
-            except BaseException as exc:  # handed to the calling thread, re-raised there
-                errors.append(exc)
-                self._stop.set()
-                _drain(to_model)
-            finally:
-                _put(to_writer, _DONE, self._stop, force=True)
-
-        def write() -> None:
-            try:
-                with open_writer() as writer:
-                    while (item := to_writer.get()) is not _DONE:
-                        self._emit(writer, item, summary, videos, progress)
-                    # Stopped early (Ctrl-C, SIGTERM, a failed stage): keep the previous output.
-                    writer.close(commit=not self._stop.is_set())
-            except BaseException as exc:
-                errors.append(exc)
-                self._stop.set()
-                _drain(to_writer)
-
-        threads = [
-            threading.Thread(target=model, name="replay-model", daemon=True),
-            threading.Thread(target=write, name="replay-writer", daemon=True),
-        ]
-        for t in threads:
-            t.start()
-        try:
-            for item in self._items(bag, plan, weather, summary):
-                if not _put(to_model, item, self._stop):
-                    break
-        except BaseException as exc:
-            errors.append(exc)
-            self._stop.set()
-        finally:
-            _put(to_model, _DONE, self._stop, force=True)
-            for t in threads:
-                t.join()
-        if errors:
-            # The first error is the cause; later ones are usually consequences of stopping.
-            raise errors[0]
+        run_threaded(
+            self._items(bag, plan, weather, summary),
+            lambda item: self._infer(item, summary),
+            lambda writer, item: self._emit(writer, item, summary, videos, progress),
+            open_writer,
+            self._stop,
+        )
 
     def _items(
         self,
         bag: BagReader,
         plan: ReplayPlan,
-        weather: _WeatherSource,
+        weather: WeatherSource,
         summary: ReplaySummary,
-    ) -> Iterator[_Item]:
-        """Stage 1: read, deserialise and decode; one item per frame to process."""
+    ) -> Iterator[Item]:
+        """Stage 1: read, deserialise and decode; one item per frame (or camera batch) to process."""
         opts = self.options
         image_topics = plan.image_topics
         wanted = set(image_topics)
@@ -651,10 +303,13 @@ class Replayer:
         seen: dict[str, int] = dict.fromkeys(image_topics, 0)
         copied = set(plan.copied_topics)
         topics = [t for t in bag.topics if t in copied or t in wanted] if opts.copy_input else image_topics
-        item = _Item()
+        batcher = CameraBatcher(image_topics, round(opts.batch_wait * 1e9)) if opts.batch_cameras else None
+        item = Item()
         for msg in bag.messages(topics):
             if self._stop.is_set():
                 return
+            if batcher is not None:
+                item.frames = batcher.due(msg.timestamp)
             if opts.copy_input and msg.topic in copied:
                 item.messages.append(msg)
             if msg.topic in wanted:
@@ -662,75 +317,71 @@ class Replayer:
                 index = seen[msg.topic]
                 seen[msg.topic] += 1
                 if index % opts.every == 0:
-                    item.frame = self._prepare(msg, weather)
+                    frame = prepare_frame(msg, weather)
                     emitted += 1
-            if item.frame is not None or len(item.messages) >= _MAX_BATCH:
+                    item.frames += [frame] if batcher is None else batcher.add(frame)
+            if item.frames or len(item.messages) >= _MAX_BATCH:
                 yield item
-                item = _Item()
+                item = Item()
             if opts.max_frames and emitted >= opts.max_frames:
-                return
-        if item.messages:
+                break
+        item.frames += batcher.flush() if batcher is not None else []
+        if item.messages or item.frames:
             yield item
 
-    def _prepare(self, msg: BagMessage, weather: _WeatherSource) -> _Frame:
-        try:
-            header, rgb = _decode(msg)
-        except (BagError, ImageConversionError) as exc:
-            return _Frame(msg.topic, msg.timestamp, None, None, "", weather.presets["clear"], error=str(exc))
-        condition, band = weather.pick(msg.topic, msg.timestamp, rgb, stamp_to_ns(header.stamp))
-        return _Frame(msg.topic, msg.timestamp, header, rgb, condition, band)
-
-    def _infer(self, item: _Item, summary: ReplaySummary) -> None:
-        """Stage 2: the model."""
-        frame = item.frame
-        if frame is None or frame.error is not None:
+    def _infer(self, item: Item, summary: ReplaySummary) -> None:
+        """Stage 2: the model (one call per frame, or per camera batch and band)."""
+        frames = [f for f in item.frames if f.error is None]
+        if not frames:
             return
+        overlay = self.options.overlay or bool(self.options.video)
         t0 = time.perf_counter()
-        try:
-            item.result = self.pipeline.process(
-                frame.rgb,
-                frame.band,
-                overlay=self.options.overlay or bool(self.options.video),
-                confidence=False,
-            )
-        except CausalTuneError as exc:
-            # One bad frame (e.g. non-finite logits) must not end a long replay.
-            frame.error = f"model failed: {exc}"
-            item.result = None
+        if self.options.batch_cameras:
+            segment_batch(self.pipeline, frames, self._batch_size, overlay)
+        for frame in frames if not self.options.batch_cameras else ():
+            try:
+                frame.result = self.pipeline.process(frame.rgb, frame.band, overlay=overlay, confidence=False)
+            except CausalTuneError as exc:
+                # One bad frame (e.g. non-finite logits) must not end a long replay.
+                frame.error = f"model failed: {exc}"
         summary.model_seconds += time.perf_counter() - t0
 
     def _emit(
         self,
         writer: BagWriter,
-        item: _Item,
+        item: Item,
         summary: ReplaySummary,
         videos: dict[str, SideBySideVideo],
-        progress: Progress,
+        progress: tqdm,
     ) -> None:
         """Stage 3: copy the input messages, serialise and write the outputs, video, progress."""
-        from causal_tune_ros.imaging import numpy_to_image
-
         for message in item.messages:
             writer.write(message.topic, message.timestamp, message.data)
         summary.copied += len(item.messages)
-        frame = item.frame
-        if frame is None:
-            return
+        for frame in item.frames:
+            self._write_frame(writer, frame, summary, videos)
+            progress.update()
+
+    def _write_frame(
+        self, writer: BagWriter, frame: Frame, summary: ReplaySummary, videos: dict[str, SideBySideVideo]
+    ) -> None:
+        """One frame's outputs, each with the input's header, at the input's log time (or its skip)."""
+        from causal_tune_ros.imaging import numpy_to_image
+
         stats = summary.topics[frame.topic]
-        if frame.error is not None:
-            if item.result is None and frame.error.startswith("model failed"):
+        result, out, t = frame.result, summary.outputs[frame.topic], frame.stamp
+        if frame.error is not None or result is None:
+            if frame.error is not None and frame.error.startswith("model failed"):
                 stats.failed += 1
             else:
                 stats.corrupt += 1
-            stats.note(frame.stamp, frame.error)
-            LOG.warning("%s: skipping frame at t=%d: %s", frame.topic, frame.stamp, frame.error)
+            reason = frame.error or "no result"
+            stats.note(t, reason)
+            LOG.warning("%s: skipping frame at t=%d: %s", frame.topic, t, reason)
             if self.on_skip is not None:
-                self.on_skip(frame.topic, frame.stamp, frame.error)
-            progress.update()
+                self.on_skip(frame.topic, t, reason)
             return
         image_cls = msg_class(IMAGE_TYPE)
-        result, out, t = item.result, summary.outputs[frame.topic], frame.stamp
-        h = frame.header
         images = [
             ("class_mask", result.class_mask, "mono8"),
             ("drivable_mask", result.drivable_mask, "mono8"),
@@ -738,7 +389,7 @@ class Replayer:
         if self.options.overlay:
             images.insert(1, ("overlay", result.overlay, "rgb8"))
         for name, array, encoding in images:
-            writer.write_message(out[name], t, numpy_to_image(array, encoding, h, image_cls))
+            writer.write_message(out[name], t, numpy_to_image(array, encoding, frame.header, image_cls))
         writer.write_message(out["weather"], t, msg_class(STRING_TYPE)(data=frame.condition))
         if frame.topic in videos:
             videos[frame.topic].write(frame.rgb, result.overlay)
@@ -746,147 +397,6 @@ class Replayer:
         stats.conditions[frame.condition] = stats.conditions.get(frame.condition, 0) + 1
         if self.on_frame is not None:
             self.on_frame(frame.topic, t, frame.rgb, result, frame.condition)
-        progress.update()
-
-
-def check_options(options: ReplayOptions) -> None:
-    """Check the option values that need no bag.
-
-    Raises:
-        ConfigError: An out-of-range count, an unknown weather mode or bag version.
-    """
-    if options.every < 1:
-        raise ConfigError(f"--every must be >= 1, got {options.every}")
-    if options.weather_every < 1:
-        raise ConfigError(f"--weather-every must be >= 1, got {options.weather_every}")
-    if options.max_frames is not None and options.max_frames < 1:
-        raise ConfigError(f"--max-frames must be >= 1, got {options.max_frames}")
-    if not options.weather_min_seconds >= 0:
-        raise ConfigError(f"--weather-min-seconds must be >= 0, got {options.weather_min_seconds}")
-    if options.weather not in ("auto", "topic", *CONDITIONS):
-        raise ConfigError(
-            f"unknown weather {options.weather!r}; expected auto, topic or one of {', '.join(CONDITIONS)}"
-        )
-    if options.bag_version not in BAG_VERSIONS:
-        raise ConfigError(
-            f"--bag-version must be one of {', '.join(map(str, BAG_VERSIONS))}, got {options.bag_version}"
-        )
-
-
-def _image_topics(bag: BagReader, options: ReplayOptions) -> list[str]:
-    """The image topics a replay segments (``options.topics``, else every camera topic).
-
-    Raises:
-        BagError: A requested topic is missing, or there is no camera topic.
-    """
-    image_topics = bag.image_topics()
-    if options.topics:
-        unknown = [t for t in options.topics if t not in image_topics]
-        if unknown:
-            raise BagError(
-                f"{bag.path}: no image topic {', '.join(unknown)}; "
-                f"image topics in the bag: {', '.join(image_topics) or '(none)'}"
-            )
-        image_topics = [t for t in image_topics if t in set(options.topics)]
-    else:
-        image_topics = [t for t in image_topics if is_camera_topic(t)]
-    if not image_topics:
-        raise BagError(
-            f"{bag.path} has no camera topic (sensor_msgs/Image or CompressedImage); "
-            f"image topics: {', '.join(bag.image_topics()) or '(none)'}"
-        )
-    return image_topics
-
-
-@dataclass
-class ReplayPlan:
-    """What a replay will read and write, decided before any model work (see :func:`plan_replay`).
-
-    Attributes:
-        image_topics: Input image topics to segment.
-        outputs: Per image topic, its output topic names.
-        copied_topics: Input topics copied to the output (with ``copy_input``).
-        dropped: Input topics that are this run's output topics (an earlier replay's results) ->
-            message count; they are not copied.
-        storage: Output storage plugin.
-        total: Frames expected to be processed.
-        videos: Per image topic, its video path (with ``video``).
-        protected: Resolved paths of the input bag, which no output may touch.
-    """
-
-    image_topics: list[str]
-    outputs: dict[str, dict[str, str]]
-    copied_topics: list[str]
-    dropped: dict[str, int]
-    storage: str
-    total: int
-    videos: dict[str, Path]
-    protected: list[Path]
-
-
-def plan_replay(bag: BagReader, out_path: str | Path, options: ReplayOptions) -> ReplayPlan:
-    """Validate a replay against its input and output paths, without any model work.
-
-    Checks the options, the requested image topics and the ``--weather topic`` topic, and that no output
-    (bag or video) is, contains or lies inside the input (symlinks followed), and that an existing output
-    may be replaced. ``causal-tune replay`` calls it before loading or exporting the model, and
-    :meth:`Replayer.run` again before writing.
-
-    Args:
-        bag: The open input bag.
-        out_path: Output bag folder.
-        options: The replay options.
-
-    Returns:
-        The :class:`ReplayPlan`.
-
-    Raises:
-        BagError: Missing topics, no camera topic, an unsafe or existing output path.
-        ConfigError: Bad options.
-    """
-    check_options(options)
-    out_path = Path(out_path)
-    in_path = bag.path
-    image_topics = _image_topics(bag, options)
-    if options.weather == "topic":
-        if options.weather_topic not in bag.topics:
-            raise BagError(f"--weather topic: the bag has no {options.weather_topic} topic")
-        if bag.topics[options.weather_topic] != STRING_TYPE:
-            found = bag.topics[options.weather_topic]
-            raise BagError(f"{options.weather_topic} is {found}, not {STRING_TYPE}")
-    protected = bag_paths(in_path)
-    check_not_overlapping(out_path, protected, "output bag")
-    if os.path.lexists(out_path):
-        if not options.overwrite:
-            raise BagError(f"output bag {out_path} exists already (pass --overwrite to replace it)")
-        reason = not_a_bag_reason(out_path)
-        if reason is not None:
-            raise BagError(f"{out_path} exists and is not a rosbag2 bag ({reason}); refusing to replace it")
-    outputs = output_topics(image_topics)
-    derived = {name for names in outputs.values() for name in names.values()}
-    dropped = {t: bag.count(t) for t in bag.topics if t in derived}
-    copied = [t for t in bag.topics if t not in derived]
-    videos: dict[str, Path] = {}
-    if options.video:
-        for topic in image_topics:
-            path = video_path_for_topic(options.video, topic, len(image_topics))
-            check_not_overlapping(path, protected, "video")
-            check_not_overlapping(path, [out_path], "video")
-            check_video_target(path, options.overwrite)
-            videos[topic] = path
-    total = sum(-(-bag.count(t) // options.every) for t in image_topics)
-    if options.max_frames:
-        total = min(total, options.max_frames)
-    return ReplayPlan(
-        image_topics=image_topics,
-        outputs=outputs,
-        copied_topics=copied,
-        dropped=dropped,
-        storage=options.storage or _storage_like(in_path, out_path),
-        total=total,
-        videos=videos,
-        protected=protected,
-    )
 
 
 def replay_bag(
@@ -923,35 +433,20 @@ def replay_bag(
     return replayer.run(in_bag, out_path)
 
 
-def _put(q: queue.Queue, item: object, stop: threading.Event, force: bool = False) -> bool:
-    """Put with a stop check, so a stage blocked on a full queue notices another stage's failure.
-
-    Returns False if it gave up because of ``stop`` (``force`` keeps trying: the end marker must arrive).
-    """
-    while True:
-        if stop.is_set() and not force:
-            return False
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            if stop.is_set() and force:
-                _drain(q)
-
-
-def _drain(q: queue.Queue) -> None:
-    """Empty a queue so a producer blocked on it can finish."""
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
-
-
-def _storage_like(in_path: Path, out_path: Path) -> str:
-    """Output storage: from the output suffix if it names one, else the input's storage."""
-    if out_path.suffix in (".mcap", ".db3"):
-        return "mcap" if out_path.suffix == ".mcap" else "sqlite3"
-    if in_path.is_file():
-        return "mcap" if in_path.suffix == ".mcap" else "sqlite3"
-    return "mcap" if list(in_path.glob("*.mcap")) else "sqlite3"
+__all__ = [
+    "NON_CAMERA_NAMES",
+    "OUTPUT_NAMES",
+    "FrameCallback",
+    "ReplayOptions",
+    "ReplayPlan",
+    "ReplaySummary",
+    "Replayer",
+    "SkipCallback",
+    "TopicStats",
+    "camera_namespace",
+    "check_options",
+    "is_camera_topic",
+    "output_topics",
+    "plan_replay",
+    "replay_bag",
+]

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.sizes import parse_size
 
 #: Topic names (also used by the demo and the tests).
 IMAGE_TOPIC = "/camera/image_raw"
@@ -112,16 +113,7 @@ def parse_image_size(text: str | Sequence[int]) -> tuple[int, int]:
     Raises:
         ConfigError: Not two positive integers, or sides outside 16..4096.
     """
-    try:
-        if isinstance(text, str):
-            h, w = (int(p) for p in text.lower().split("x"))
-        else:
-            h, w = (int(v) for v in text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"image size must be 'HxW' (e.g. 240x320), got {text!r}") from None
-    if not (16 <= h <= 4096 and 16 <= w <= 4096):
-        raise ConfigError(f"image size {h}x{w}: each side must be in 16..4096")
-    return h, w
+    return parse_size(text, what="image size", min_side=16, max_side=4096)
 
 
 def segments_of(conditions: Sequence[str], frames: int | Mapping[str, int]) -> list[tuple[str, int]]:

@@ -17,9 +17,7 @@ import cv2
 import numpy as np
 
 from causal_tune_ros.classes import IGNORE_ID
-
-#: The ViT patch size; model inputs must have sides that are multiples of it.
-PATCH_SIZE = 14
+from causal_tune_ros.sizes import PATCH_SIZE
 
 
 @dataclass(frozen=True)

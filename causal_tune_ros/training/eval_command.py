@@ -26,17 +26,13 @@ HELP = "evaluate a checkpoint: per-class IoU, mIoU, pixel accuracy, per-conditio
 
 
 def _pair(text: str) -> tuple[int, int]:
-    """``512`` -> (512, 512); ``512,1024`` or ``512x1024`` -> (512, 1024)."""
-    parts = text.lower().replace("x", ",").split(",")
+    """``512`` -> (512, 512); ``512,1024`` or ``512x1024`` -> (512, 1024) (argparse's type)."""
+    from causal_tune_ros.sizes import parse_size
+
     try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or H,W, got {text!r}") from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"expected positive N or H,W, got {text!r}")
-    return values[0], values[1]
+        return parse_size(text, what="size", square=True)
+    except ValueError as exc:  # ConfigError: shown by argparse as a usage error
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,7 +168,7 @@ def _describe_set(dataset: Any, max_samples: int | None) -> str:
 
 def _resolve_checkpoint(path: str) -> Path:
     from causal_tune_ros.errors import CheckpointError
-    from causal_tune_ros.training.trainer import MODEL_FILE, resolve_resume
+    from causal_tune_ros.training.run_state import MODEL_FILE, resolve_resume
 
     p = Path(path)
     if p.is_dir():
@@ -194,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     from causal_tune_ros.training.config import DatasetConfig, EvalConfig, load_train_config
     from causal_tune_ros.training.distributed import cleanup, init_distributed
     from causal_tune_ros.training.evaluate import evaluate_bands, format_markdown, write_tables
-    from causal_tune_ros.training.trainer import build_dataset_from_config
+    from causal_tune_ros.training.samples import build_dataset_from_config
 
     eval_cfg = EvalConfig()
     sets: list[DatasetConfig] = []

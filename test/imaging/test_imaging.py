@@ -6,6 +6,7 @@ import array
 import struct
 import zlib
 from types import SimpleNamespace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,7 +21,6 @@ from causal_tune_ros.imaging import (
 )
 
 rosbags_typesys = pytest.importorskip("rosbags.typesys")
-rosbags_image = pytest.importorskip("rosbags.image")
 TYPESTORE = rosbags_typesys.get_typestore(rosbags_typesys.Stores.ROS2_JAZZY)
 RB_IMAGE = TYPESTORE.types["sensor_msgs/msg/Image"]
 RB_COMPRESSED = TYPESTORE.types["sensor_msgs/msg/CompressedImage"]
@@ -28,6 +28,11 @@ RB_HEADER = TYPESTORE.types["std_msgs/msg/Header"]
 RB_TIME = TYPESTORE.types["builtin_interfaces/msg/Time"]
 
 KINDS = [pytest.param("rclpy", marks=pytest.mark.ros), "rosbags", "bytes"]
+
+
+def _rosbags_image() -> Any:
+    """The reference conversions (``rosbags-image``, a test-only dependency from the ``dev`` extra)."""
+    return pytest.importorskip("rosbags.image", reason="rosbags-image missing: pip install '.[dev]'")
 
 
 def rb_header(sec: int = 0, frame: str = "") -> object:
@@ -211,7 +216,7 @@ def test_matches_rosbags_image_reference(encoding: str, big: int) -> None:
         step = 16 * channels
     msg = make_image("rosbags", encoding, 12, 16, step, data, big)
     ours = image_to_rgb(msg)
-    reference = rosbags_image.message_to_cvimage(msg, "rgb8")
+    reference = _rosbags_image().message_to_cvimage(msg, "rgb8")
     if encoding == "mono16":
         # rosbags scales by 255/65535 and truncates; we keep the top byte: at most 1 apart.
         assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1
@@ -415,7 +420,7 @@ def test_jpeg_decodes_to_rgb(kind: str, fmt: str, smooth_rgb: np.ndarray) -> Non
     out = compressed_to_rgb(make_compressed(kind, fmt, data))
     assert out.shape == smooth_rgb.shape
     assert np.abs(out.astype(int) - smooth_rgb.astype(int)).mean() < 3  # RGB order, lossy
-    reference = rosbags_image.message_to_cvimage(make_compressed("rosbags", fmt, data), "rgb8")
+    reference = _rosbags_image().message_to_cvimage(make_compressed("rosbags", fmt, data), "rgb8")
     np.testing.assert_array_equal(out, reference)
 
 

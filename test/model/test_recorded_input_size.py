@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from causal_tune_ros.backends import DEFAULT_INPUT_SIZE, recorded_input_size
+from causal_tune_ros.backends import DEFAULT_INPUT_SIZE, recorded_input_size_or_none
+from causal_tune_ros.errors import CheckpointError
 from causal_tune_ros.model import CausalTuneSegmenter, DinoV2, LightHead, save_checkpoint
 from causal_tune_ros.model.checkpoint import recorded_input_size as read_recorded_size
 
@@ -24,14 +25,17 @@ def _checkpoint(path: Path, user: dict | None) -> Path:
 def test_recorded_size_is_rounded_to_the_patch_size(tmp_path: Path, recorded, expected) -> None:
     ckpt = _checkpoint(tmp_path / "m.safetensors", {"input_size": recorded})
     assert read_recorded_size(ckpt) == expected
-    assert recorded_input_size(ckpt) == expected
+    assert recorded_input_size_or_none(ckpt) == expected
 
 
 def test_no_record_no_file_no_size(tmp_path: Path) -> None:
-    assert recorded_input_size(_checkpoint(tmp_path / "m.safetensors", None)) is None
+    assert recorded_input_size_or_none(_checkpoint(tmp_path / "m.safetensors", None)) is None
     # The backends' helper never raises: the backend load reports a bad file with its reason.
-    assert recorded_input_size(tmp_path / "missing.safetensors") is None
-    assert recorded_input_size(None) is None
+    assert recorded_input_size_or_none(tmp_path / "missing.safetensors") is None
+    assert recorded_input_size_or_none(None) is None
+    # The checkpoint module's reader says why instead (its name carries no "or_none").
+    with pytest.raises(CheckpointError, match=r"missing\.safetensors"):
+        read_recorded_size(tmp_path / "missing.safetensors")
 
 
 def test_node_backend_spec_uses_the_recorded_size_unless_set(tmp_path: Path) -> None:

@@ -30,12 +30,11 @@ ROS_PACKAGES = {
     "launch_ros",
 }
 #: Imported, but not installable through rosdep (documented in the README's "On a vehicle"): torch for
-#: the platform (JetPack's CUDA wheel on Orin), safetensors, rosbags-image, simplejpeg (strict JPEG
-#: decoding), PyAV (H.264 video), and the optional backends.
+#: the platform (JetPack's CUDA wheel on Orin), safetensors, simplejpeg (strict JPEG decoding), PyAV
+#: (H.264 video), and the optional backends.
 PIP_ONLY = {
     "torch",
     "safetensors",
-    "rosbags_image",
     "simplejpeg",
     "av",
     "onnx",
@@ -74,7 +73,6 @@ def test_every_import_has_a_rosdep_key_or_is_documented_as_pip_only() -> None:
     for module in (
         "torch",
         "safetensors",
-        "rosbags-image",
         "simplejpeg",
         " av",
         "--system-site-packages",

@@ -214,29 +214,6 @@ def test_output_messages_deserialize_with_rclpy(tmp_path: Path, write_camera_bag
     assert checked >= 4
 
 
-def test_progress_bar_on_tty_and_log_lines_otherwise() -> None:
-    import io
-
-    from causal_tune_ros.replay.progress import Progress, format_duration
-
-    tty = io.StringIO()
-    with Progress(4, label="replay", stream=tty, tty=True, min_interval=0.0) as bar:
-        for _ in range(4):
-            bar.update()
-    text = tty.getvalue()
-    assert text.startswith("\rreplay [") and text.endswith("\n")
-    assert "4/4 100%" in text and "fps" in text and "ETA 0:00" in text
-    assert text.count("\n") == 1  # one line, redrawn in place
-
-    log = io.StringIO()
-    with Progress(None, label="replay", stream=log, tty=False, log_interval=0.0) as lines:
-        lines.update(2)
-    assert log.getvalue().splitlines()[0].startswith("replay 2 frames")
-    assert "\r" not in log.getvalue() and "ETA" not in log.getvalue()
-    assert format_duration(75.2) == "1:15" and format_duration(3725) == "1:02:05"
-    assert format_duration(float("inf")) == "--:--"
-
-
 def test_weather_from_topic_on_a_synthetic_drive(tmp_path: Path, tiny_pipeline) -> None:
     """`--weather topic` follows the bag's /weather (logged at the same instant as each frame)."""
     from causal_tune_ros.synthetic.bag import write_drive

@@ -239,3 +239,21 @@ def test_replay_bag_reports_every_frame_to_exactly_one_callback(
     assert all(reason for _, _, reason in skipped)
     assert len(done) == 6 and not set(done) & {(t, s) for t, s, _ in skipped}
     assert summary.skipped == 4
+
+
+def test_output_storage_is_chosen_in_one_place_and_checked_before_any_model_work(
+    tmp_path: Path, write_camera_bag
+) -> None:
+    from causal_tune_ros.bags import BagReader, storage_for
+    from causal_tune_ros.replay.replayer import ReplayOptions, plan_replay
+
+    in_bag = write_camera_bag(tmp_path / "in", "sqlite3", frames=1)
+    with BagReader(in_bag) as bag:
+        # An unknown --storage used to pass the plan and fail only when the writer opened, model loaded.
+        with pytest.raises(BagError, match="unknown storage 'zip'"):
+            plan_replay(bag, tmp_path / "out", ReplayOptions(storage="zip"))
+        assert plan_replay(bag, tmp_path / "out", ReplayOptions()).storage == "sqlite3"  # like the input
+        assert plan_replay(bag, tmp_path / "out.mcap", ReplayOptions()).storage == "mcap"  # the suffix
+    assert storage_for(tmp_path / "new", like=in_bag) == "sqlite3"
+    assert storage_for(tmp_path / "new") == "mcap"
+    assert not (tmp_path / "out").exists()

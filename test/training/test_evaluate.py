@@ -139,6 +139,15 @@ def test_several_bands_give_one_result_each(model: nn.Module, dataset: Synthetic
         assert 0.0 <= r.miou() <= 1.0 and 0.0 <= r.pixel_accuracy() <= 1.0
 
 
+def test_progress_off_a_terminal_is_log_lines(
+    model: nn.Module, dataset: SyntheticDataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluate(model, dataset, Band(), class_names=NAMES, progress=True, dataset_name="synthetic")
+    err = capsys.readouterr().err  # pytest's capture is not a terminal
+    assert "\r" not in err, "a bar redrawn in place is unreadable in a log"
+    assert err.splitlines()[-1].startswith(f"eval synthetic {len(dataset)}/{len(dataset)} 100%")
+
+
 def test_condition_filter_and_order(model: nn.Module, dataset: SyntheticDataset) -> None:
     r = evaluate(model, dataset, Band(), class_names=NAMES, conditions=["fog"])
     assert r.conditions == ["fog"] and r.num_images == {"fog": 2, ALL: 2}

@@ -205,7 +205,8 @@ def parameter_specs() -> tuple[ParamSpec, ...]:
         ParamSpec(
             "backend",
             "auto",
-            "Inference backend; 'auto' picks tensorrt when CUDA and torch_tensorrt are present, else eager. "
+            "Inference backend; 'auto' picks tensorrt when CUDA and torch_tensorrt are present, else eager; "
+            "'compiled' runs eager through torch.compile (CUDA graphs on CUDA), for GPUs without TensorRT. "
             "A non-eager artefact that fails to load falls back to eager with a diagnostics warning.",
             choices=BACKENDS,
             live=False,
