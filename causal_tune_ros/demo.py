@@ -119,6 +119,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train-seconds", type=float, help="with --package-model: wall time of the training run, recorded"
     )
+    parser.add_argument(
+        "--train-command",
+        help="with --package-model: the command that trained it, recorded (default: the demo recipe's)",
+    )
 
 
 def parse_segments(text: str | None) -> list[tuple[str, int]]:
@@ -487,17 +491,39 @@ DEMO_PACKAGE_COMMAND = (
     "causal-tune demo --package-model runs/synthetic_small/model.safetensors "
     "--package-to models/demo/causal_tune_demo.safetensors --train-seconds <wall time of the training>"
 )
-DEMO_DESCRIPTION = (
-    "DEMO model: small random-init ViT (4 blocks, width 128, patch 14; NOT DINOv2, frozen random weights) "
-    "+ Causal-Tune tokens and light head trained on clear synthetic street scenes only "
-    "(snow, rain, fog, night unseen); for trying the package, not for real roads"
-)
+
+
+def _describe_trained(train_config: dict[str, Any]) -> tuple[str, str]:
+    """``(description, backbone note)`` of a trained demo model, from its recorded training config."""
+    model = train_config.get("model") or {}
+    backbone = model.get("backbone") or {}
+    tuner = model.get("tuner") or {}
+    shape = backbone.get("overrides") or {}
+    size = f"{shape.get('depth', '?')} blocks, width {shape.get('embed_dim', '?')}, patch 14"
+    if backbone.get("weights"):
+        what = f"small ViT ({size}) pretrained without labels on synthetic scenes, frozen; NOT DINOv2"
+        note = f"pocket ViT pretrained without semantic labels ({backbone['weights']}), embedded; not DINOv2"
+    else:
+        what = f"small random-init ViT ({size}; NOT DINOv2, frozen random weights)"
+        note = "random-init ViT, never trained (frozen random weights), embedded in this file; not DINOv2"
+    if tuner.get("operator") == "rein":
+        tokens = "Rein-style tokens without the band-pass (the demo's ablation)"
+    elif tuner.get("frozen"):
+        tokens = "no tokens (decode head only)"
+    else:
+        tokens = "Causal-Tune tokens"
+    description = (
+        f"DEMO model: {what} + {tokens} and light head trained on clear synthetic street scenes only "
+        "(snow, rain, fog, night unseen); for trying the package, not for real roads"
+    )
+    return description, note
 
 
 def package_demo_model(
     trained: str | Path,
     out: str | Path = "models/demo/causal_tune_demo.safetensors",
     train_seconds: float | None = None,
+    train_command: str = DEMO_TRAIN_COMMAND,
 ) -> Path:
     """Turn a trained synthetic checkpoint into the shipped demo model.
 
@@ -510,6 +536,7 @@ def package_demo_model(
         trained: ``model.safetensors`` written by ``causal-tune train`` with an embedded backbone.
         out: Output file.
         train_seconds: Wall time of the training run, recorded in the metadata.
+        train_command: The command that trained it, recorded in the metadata.
 
     Returns:
         The written path.
@@ -524,13 +551,13 @@ def package_demo_model(
     user = dict(meta.get("user") or {})
     train_config = user.get("train_config") or {}
     crop = (train_config.get("augment") or {}).get("crop_size") or list(DEFAULT_SIZE)
+    description, backbone_note = _describe_trained(train_config)
     labels = {
-        "description": DEMO_DESCRIPTION,
+        "description": description,
         "demo": True,
-        "backbone_note": "random-init ViT, never trained (frozen random weights), embedded in this file; "
-        "not DINOv2",
+        "backbone_note": backbone_note,
         "input_size": [int(crop[0]), int(crop[1])],
-        "train_command": DEMO_TRAIN_COMMAND,
+        "train_command": train_command,
         "package_command": DEMO_PACKAGE_COMMAND,
         "train_seconds": None if train_seconds is None else round(float(train_seconds), 1),
         "train_conditions": ["clear"],
@@ -558,7 +585,12 @@ def run(args: argparse.Namespace) -> int:
     from causal_tune_ros.synthetic.bag import parse_image_size
 
     if args.package_model:
-        path = package_demo_model(args.package_model, args.package_to, train_seconds=args.train_seconds)
+        path = package_demo_model(
+            args.package_model,
+            args.package_to,
+            train_seconds=args.train_seconds,
+            train_command=args.train_command or DEMO_TRAIN_COMMAND,
+        )
         print(f"demo: packaged {args.package_model} -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return 0
     segments = parse_segments(args.frames)
