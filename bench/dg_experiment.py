@@ -146,7 +146,7 @@ def run_one(
     else:
         val = _dataset("val", settings["calib_scenes"], size)
         grid = band_grid(settings["lows"], settings["highs"], train_band)
-        calibration = calibrate_bands(model, val, grid, train_band, **options)
+        calibration = calibrate_bands(model, val, grid, train_band, min_gain=0.001, **options)
         chosen = calibration.chosen
         bands = list(dict.fromkeys([train_band, *chosen.values()]))
         results = evaluate_bands(model, test, [*bands, None], **options)

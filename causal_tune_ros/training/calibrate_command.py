@@ -68,9 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-gain",
         type=float,
-        default=0.0,
+        default=0.1,
         metavar="POINTS",
-        help="mIoU points a band must beat the training band by to replace it (default: %(default)s)",
+        help="mIoU points a band must beat the training band by to replace it (default: %(default)s, the "
+        "precision the file prints: smaller differences count as ties)",
     )
     parser.add_argument(
         "--input-size",
