@@ -134,7 +134,12 @@ def run_one(
     result = train(cfg, quiet=True, overwrite=True)
     train_seconds = time.perf_counter() - started
     assert result.final_model is not None  # the run reached its last iteration
-    model = load_checkpoint(result.final_model)
+    backbone = None
+    if cfg.model.backbone.weights:  # a pretrained backbone is not embedded in the run's checkpoint
+        from causal_tune_ros.model.dinov2 import DinoV2
+
+        backbone = DinoV2.from_pretrained(cfg.model.backbone.weights)
+    model = load_checkpoint(result.final_model, backbone=backbone)
     classes = load_classes()
     options = dict(class_names=classes.names, ignore_index=classes.ignore_id, device="cpu", batch_size=8)
     train_band = Band(*cfg.model.band)

@@ -542,14 +542,21 @@ def package_demo_model(
         The written path.
 
     Raises:
-        CheckpointError: The input is not a loadable self-contained checkpoint.
+        CheckpointError: The input is not a loadable checkpoint, or the backbone weights its training
+            config names (when it embeds none) cannot be loaded.
     """
     from causal_tune_ros.model.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 
     meta = read_checkpoint_metadata(trained)
-    model = load_checkpoint(trained)
     user = dict(meta.get("user") or {})
     train_config = user.get("train_config") or {}
+    weights = ((train_config.get("model") or {}).get("backbone") or {}).get("weights")
+    backbone = None
+    if weights and not (meta.get("backbone") or {}).get("embedded"):
+        from causal_tune_ros.model.dinov2 import DinoV2
+
+        backbone = DinoV2.from_pretrained(weights)  # what it was trained on; embedded below
+    model = load_checkpoint(trained, backbone=backbone)
     crop = (train_config.get("augment") or {}).get("crop_size") or list(DEFAULT_SIZE)
     description, backbone_note = _describe_trained(train_config)
     labels = {
