@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         dataset_name=args.data,
     )
-    path = write_presets(args.out, calibration, source=f"{ckpt.name} on {args.data}")
+    options = "".join(f" --data-option {o}" for o in args.data_option)
+    path = write_presets(args.out, calibration, source=f"{ckpt.name} on --data {args.data}{options}")
     load_band_presets(path)  # what the node, replay and demo will read: check it once here
     for cond, band in calibration.chosen.items():
         if cond in calibration.scores:

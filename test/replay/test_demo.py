@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
+from causal_tune_ros.band import DEFAULT_BAND
 from causal_tune_ros.classes import load_classes
 from causal_tune_ros.cli import main
 from causal_tune_ros.demo import COLUMNS
 from causal_tune_ros.replay import Replayer, ReplayOptions
 from causal_tune_ros.replay.bag_io import deserialize
 from causal_tune_ros.replay.command import default_checkpoint
-from causal_tune_ros.weather import CONDITIONS
+from causal_tune_ros.resources import config_path
+from causal_tune_ros.weather import CONDITIONS, load_band_presets
 
 #: mIoU floor on clear frames. The shipped model scores 0.30 on these three (seeds 100-102; 0.32 on its
 #: validation split, models/demo/README.md); a random class per pixel scores 0.014, "all road" 0.020.
@@ -58,8 +60,16 @@ def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys, tiny_pipe
     assert set(table) == {"clear", "snow", "night", "all"}
     assert table["clear"]["frames"] == 3 and table["all"]["frames"] == 7
     assert table["clear"]["preset"] >= CLEAR_FLOOR, printed
-    # On clear frames the preset band *is* the training band: both columns must agree exactly.
-    assert table["clear"]["preset"] == table["clear"]["train"]
+    # The shipped model runs with its calibrated presets, and the table shows the band of each condition.
+    shipped = load_band_presets(config_path("weather_bands_demo.yaml"))
+    for cond in ("clear", "snow", "night"):
+        assert metrics["bands"][cond] == list(shipped[cond].as_tuple())
+        assert table[cond]["band"] == f"{shipped[cond].low:g}-{shipped[cond].high:g}"
+    # Where the preset is the training band, the replay's output and the direct pass agree exactly.
+    same = [c for c in ("clear", "snow", "night") if shipped[c] == DEFAULT_BAND]
+    assert same, "the shipped presets keep the training band somewhere (ties keep it)"
+    for cond in same:
+        assert table[cond]["preset"] == table[cond]["train"]
     assert "demo finished in" in printed
 
     assert abs(metrics["conditions"]["clear"]["miou"]["preset"] - table["clear"]["preset"]) < 0.001
