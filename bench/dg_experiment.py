@@ -304,6 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/dg_experiment", help="run folders and results.json")
     parser.add_argument("--results", default="docs/RESULTS.md", help="Markdown file to write the tables into")
     parser.add_argument("--backbone-note", default="", help="what the frozen backbone is, for the header")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: tabulate the runs already finished in --out with these settings",
+    )
     args = parser.parse_args(argv)
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -326,6 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[str, dict[int, dict[str, Any]]] = {v: {} for v in variants}
     for seed in seeds:  # seed-major: an interrupted experiment has every variant at the first seeds
         for variant in variants:
+            if args.report_only:
+                done = out / f"{variant}_s{seed}" / "scores.json"
+                record = json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None
+                if record is not None and record.get("settings") == settings:
+                    runs[variant][seed] = record
+                continue
             runs[variant][seed] = run_one(args.config, variant, seed, settings, out)
     (out / "results.json").write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
     command = "OMP_WAIT_POLICY=PASSIVE python bench/dg_experiment.py " + " ".join(

@@ -79,3 +79,7 @@ def test_experiment_runs_end_to_end_and_writes_the_table(tmp_path: Path, capsys)
     assert dg.main(args) == 0
     assert "reusing" in capsys.readouterr().out
     assert results.read_text().count(dg.BEGIN) == 1
+    # --report-only tabulates what is finished and trains nothing: a third seed adds no row data.
+    assert dg.main([*args[:5], "0,1,2", *args[6:], "--report-only"]) == 0
+    assert not (tmp_path / "runs" / "head_only_s2").exists()
+    assert json.loads((tmp_path / "runs" / "results.json").read_text()) == runs
