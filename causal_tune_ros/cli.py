@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "synth": "causal_tune_ros.synthetic.command",
     "train": "causal_tune_ros.training.train_command",
     "eval": "causal_tune_ros.training.eval_command",
+    "calibrate": "causal_tune_ros.training.calibrate_command",
     "export": "causal_tune_ros.backends.export_command",
     "fleet": "causal_tune_ros.fleet.command",
 }

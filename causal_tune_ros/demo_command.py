@@ -3,12 +3,15 @@
 1. renders a short synthetic drive (clear, then snow and night, then fog and rain) with exact labels and
    writes it as a rosbag2 (``demo_drive.mcap``);
 2. replays it offline through the shipped demo model (``models/demo/``), with the band preset of each
-   frame's condition, into ``demo_segmented.mcap`` and a side-by-side MP4;
+   frame's condition (the demo model's calibrated presets, ``config/weather_bands_demo.yaml``), into
+   ``demo_segmented.mcap`` and a side-by-side MP4;
 3. writes a montage PNG (one row per condition: input | overlay | ground truth, and a class-colour legend);
-4. prints mIoU per condition against the ground truth with the band-pass on (preset per condition), on
-   with the training band everywhere, and off (the whole spectrum reaches the Causal-Tune tokens), and
-   how many frames of each condition ``causal-tune replay --weather auto`` applies the right condition
-   to (the replay's own weather stage, hysteresis included, on the same bag).
+4. prints mIoU per condition against the ground truth with the band preset per condition, with the
+   training band everywhere, with the separately trained Rein-style model (the same tokens without the
+   frequency domain, trained on the same data: the real ablation), and with this model's band-pass
+   switched off (a probe of the same weights, not an ablation), and how many frames of each condition
+   ``causal-tune replay --weather auto`` applies the right condition to (the replay's own weather
+   stage, hysteresis included, on the same bag).
 
 The demo model is a *small random-init ViT* trained on clear synthetic scenes only (not DINOv2; see
 ``models/demo/README.md``), so snow, night, fog and rain are unseen domains, as in the paper.
@@ -54,12 +57,16 @@ MONTAGE = "demo_montage.png"
 VIDEO = "demo_overlay.mp4"
 METRICS = "demo_metrics.json"
 
-COLUMNS = ("preset", "train", "off")
+COLUMNS = ("preset", "train", "rein", "off")
 COLUMN_TITLES = {
-    "preset": "band on (preset)",
-    "train": "band on (train band)",
-    "off": "band-pass off",
+    "preset": "preset bands",
+    "train": "training band",
+    "rein": "Rein-style model",
+    "off": "filter-off probe",
 }
+#: The Rein-style ablation shipped beside the demo model, and the demo model's calibrated presets.
+DEMO_ABLATION = ("models", "demo", "rein_demo.safetensors")
+DEMO_PRESETS = "weather_bands_demo.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +86,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--size", metavar="HxW", help="image size (default: the demo model's input size)")
     parser.add_argument("--checkpoint", help="model to demonstrate (default: the shipped demo model)")
+    parser.add_argument(
+        "--bands",
+        metavar="YAML",
+        help="band presets per condition, e.g. the output of `causal-tune calibrate` (default: "
+        f"config/{DEMO_PRESETS} for the shipped model, else config/weather_bands.yaml)",
+    )
+    parser.add_argument(
+        "--ablation",
+        metavar="CKPT",
+        help="a separately trained comparison model scored in the 'Rein-style model' column (default: the "
+        "shipped Rein-style demo model with the shipped demo model; none otherwise)",
+    )
     parser.add_argument("--seed", type=int, default=100, help="scene seed (default: 100, unseen in training)")
     parser.add_argument("--threads", type=int, help="CPU threads for inference")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -99,6 +118,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--train-seconds", type=float, help="with --package-model: wall time of the training run, recorded"
+    )
+    parser.add_argument(
+        "--train-command",
+        help="with --package-model: the command that trained it, recorded (default: the demo recipe's)",
     )
 
 
@@ -138,7 +161,7 @@ class ConditionScore:
 
     Attributes:
         frames: Frames of that condition.
-        miou: Column (``preset``, ``train``, ``off``) -> mIoU in [0, 1].
+        miou: Column (``preset``, ``train``, ``rein``, ``off``) -> mIoU in [0, 1].
         auto_agree: Frames of this condition to which ``replay --weather auto`` applies this condition
             (the replay's weather stage with its hysteresis, see ``Replayer.weather_track``).
     """
@@ -171,14 +194,20 @@ class DemoResult:
     scores: dict[str, ConditionScore]
     seconds: float
     model: str
+    presets: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> str:
-        """The per-condition mIoU table (percent)."""
-        head = f"{'condition':<10} {'frames':>6}  " + "  ".join(f"{COLUMN_TITLES[c]:>20}" for c in COLUMNS)
-        head += f"  {'auto weather':>12}"
+        """The per-condition mIoU table (percent), with the preset band of each condition."""
+        columns = [c for c in COLUMNS if any(c in s.miou for s in self.scores.values())]
+        head = f"{'condition':<10} {'frames':>6}  {'preset band':>11}  "
+        head += "  ".join(f"{COLUMN_TITLES[c]:>16}" for c in columns) + f"  {'auto weather':>12}"
         lines = [head, "-" * len(head)]
         for name, score in self.scores.items():
-            cells = "  ".join(f"{100 * score.miou.get(c, float('nan')):>20.1f}" for c in COLUMNS)
+            band = self.presets.get(name)
+            preset = f"{band.low:g}-{band.high:g}" if band is not None else ""
+            cells = f"{preset:>11}  " + "  ".join(
+                f"{100 * score.miou.get(c, float('nan')):>16.1f}" for c in columns
+            )
             auto = f"{score.auto_agree}/{score.frames}" if name != "all" else ""
             lines.append(f"{name:<10} {score.frames:>6}  {cells}  {auto:>12}")
         return "\n".join(lines)
@@ -262,6 +291,8 @@ def _montage(
 def run_demo(
     out_dir: str | Path = DEFAULT_OUT,
     checkpoint: str | Path | None = None,
+    bands: str | Path | None = None,
+    ablation: str | Path | None = None,
     segments: Sequence[tuple[str, int]] = DEFAULT_SEGMENTS,
     size: tuple[int, int] | None = None,
     seed: int = 100,
@@ -274,6 +305,10 @@ def run_demo(
     Args:
         out_dir: Output folder (created; earlier demo outputs in it are replaced).
         checkpoint: Model (default: the shipped demo model).
+        bands: Band presets file (:func:`~causal_tune_ros.weather.load_band_presets`; default: the
+            shipped model's calibrated presets when ``checkpoint`` is ``None``, else the package's).
+        ablation: Separately trained comparison model for the ``rein`` column (default: the shipped
+            Rein-style model when ``checkpoint`` is ``None``, else no such column).
         segments: ``(condition, frames)`` of the drive, in order.
         size: Image ``(H, W)`` (default: the model's recorded input size, else 168x336).
         seed: Seed of the first scene of each segment. Training scenes use hashed seeds
@@ -286,7 +321,8 @@ def run_demo(
         A :class:`DemoResult`.
 
     Raises:
-        CausalTuneError: Missing model, unwritable output folder, bad options.
+        CausalTuneError: Missing model, unwritable output folder, bad options, a malformed presets file
+            (``ConfigError``).
     """
     import torch
 
@@ -301,9 +337,11 @@ def run_demo(
     from causal_tune_ros.worker_thread import run_in_worker
 
     started = time.perf_counter()
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    presets = load_band_presets(bands if bands is not None else _default_presets(checkpoint is None))
+    ablation_ckpt = Path(ablation) if ablation else (_shipped_ablation() if checkpoint is None else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     description, recorded = _model_description(ckpt)
     height, width = size or recorded or DEFAULT_SIZE
     conditions = [c for c, _ in segments]
@@ -332,7 +370,6 @@ def run_demo(
         predictions[stamp] = result.class_mask
         overlays[stamp] = result.overlay
 
-    presets = load_band_presets()
     options = ReplayOptions(
         weather="topic", video=out / VIDEO, overwrite=True, progress=progress, topics=[IMAGE_TOPIC]
     )
@@ -344,10 +381,16 @@ def run_demo(
     auto_track = Replayer(pipeline, auto_options, band_presets=presets).weather_track(drive_bag)
     auto_applied = dict(auto_track[IMAGE_TOPIC])
 
-    # 3 + 4. Score: preset band (the replay's output), training band, band-pass off.
+    # 3 + 4. Score: preset band (the replay's output), training band, the ablation model, band-pass off.
     scores: dict[str, ConditionScore] = {c: ConditionScore() for c in conditions}
     matrices = {c: {col: _confusion(len(classes)) for col in COLUMNS} for c in [*conditions, "all"]}
     model = getattr(backend, "model", None)
+    ablation_pipeline = None
+    if ablation_ckpt is not None:
+        spec = BackendSpec(name="eager", checkpoint=ablation_ckpt, input_size=input_size, num_threads=threads)
+        ablation_backend = create_backend(spec)
+        ablation_backend.load()
+        ablation_pipeline = SegmentationPipeline(ablation_backend, classes)
 
     def score() -> None:
         for item in drive:
@@ -359,9 +402,13 @@ def run_demo(
             for key in (cond, "all"):
                 matrices[key]["preset"].update(predictions[item.stamp], frame.labels)
                 matrices[key]["train"].update(train_pred.class_mask, frame.labels)
+            if ablation_pipeline is not None:  # its own training band (a Rein-style model ignores it)
+                pred = ablation_pipeline.process(frame.image, DEFAULT_BAND, overlay=False, confidence=False)
+                for key in (cond, "all"):
+                    matrices[key]["rein"].update(pred.class_mask, frame.labels)
         if model is None or not hasattr(model, "band_pass_enabled"):
             return
-        model.band_pass_enabled = False  # the paper's ablation: the whole spectrum reaches the tokens
+        model.band_pass_enabled = False  # a probe: the same weights, the whole spectrum reaches the tokens
         try:
             for item in drive:
                 pred = pipeline.process(item.frame.image, DEFAULT_BAND, overlay=False, confidence=False)
@@ -395,10 +442,14 @@ def run_demo(
         scores=scores,
         seconds=time.perf_counter() - started,
         model=description,
+        presets={c: presets[c] for c in scores if c in presets},
     )
     metrics = {
         "model": description,
         "checkpoint": str(ckpt),
+        "ablation_checkpoint": None if ablation_ckpt is None else str(ablation_ckpt),
+        "bands": {c: list(presets[c].as_tuple()) for c in conditions},
+        "columns": {c: COLUMN_TITLES[c] for c in COLUMNS},
         "size": [height, width],
         "seed": seed,
         "seconds": round(result.seconds, 2),
@@ -412,23 +463,68 @@ def run_demo(
     return result
 
 
+def _default_presets(shipped_model: bool) -> Path | None:
+    """The shipped model's calibrated presets when it is the model and they are installed, else ``None``
+    (the package's ``config/weather_bands.yaml``)."""
+    from causal_tune_ros.resources import config_path
+
+    if not shipped_model:
+        return None
+    try:
+        return config_path(DEMO_PRESETS)
+    except ConfigError:
+        return None
+
+
+def _shipped_ablation() -> Path | None:
+    """The shipped Rein-style demo model, or ``None`` if this install has none."""
+    from causal_tune_ros.resources import data_path
+
+    try:
+        return data_path(*DEMO_ABLATION)
+    except ConfigError:
+        return None
+
+
 #: How the shipped demo model is made (recorded in its metadata and in models/demo/README.md).
 DEMO_TRAIN_COMMAND = "causal-tune train --config config/train/synthetic_small.yaml"
 DEMO_PACKAGE_COMMAND = (
     "causal-tune demo --package-model runs/synthetic_small/model.safetensors "
     "--package-to models/demo/causal_tune_demo.safetensors --train-seconds <wall time of the training>"
 )
-DEMO_DESCRIPTION = (
-    "DEMO model: small random-init ViT (4 blocks, width 128, patch 14; NOT DINOv2, frozen random weights) "
-    "+ Causal-Tune tokens and light head trained on clear synthetic street scenes only "
-    "(snow, rain, fog, night unseen); for trying the package, not for real roads"
-)
+
+
+def _describe_trained(train_config: dict[str, Any]) -> tuple[str, str]:
+    """``(description, backbone note)`` of a trained demo model, from its recorded training config."""
+    model = train_config.get("model") or {}
+    backbone = model.get("backbone") or {}
+    tuner = model.get("tuner") or {}
+    shape = backbone.get("overrides") or {}
+    size = f"{shape.get('depth', '?')} blocks, width {shape.get('embed_dim', '?')}, patch 14"
+    if backbone.get("weights"):
+        what = f"small ViT ({size}) pretrained without labels on synthetic scenes, frozen; NOT DINOv2"
+        note = f"pocket ViT pretrained without semantic labels ({backbone['weights']}), embedded; not DINOv2"
+    else:
+        what = f"small random-init ViT ({size}; NOT DINOv2, frozen random weights)"
+        note = "random-init ViT, never trained (frozen random weights), embedded in this file; not DINOv2"
+    if tuner.get("operator") == "rein":
+        tokens = "Rein-style tokens without the band-pass (the demo's ablation)"
+    elif tuner.get("frozen"):
+        tokens = "no tokens (decode head only)"
+    else:
+        tokens = "Causal-Tune tokens"
+    description = (
+        f"DEMO model: {what} + {tokens} and light head trained on clear synthetic street scenes only "
+        "(snow, rain, fog, night unseen); for trying the package, not for real roads"
+    )
+    return description, note
 
 
 def package_demo_model(
     trained: str | Path,
     out: str | Path = "models/demo/causal_tune_demo.safetensors",
     train_seconds: float | None = None,
+    train_command: str = DEMO_TRAIN_COMMAND,
 ) -> Path:
     """Turn a trained synthetic checkpoint into the shipped demo model.
 
@@ -441,27 +537,35 @@ def package_demo_model(
         trained: ``model.safetensors`` written by ``causal-tune train`` with an embedded backbone.
         out: Output file.
         train_seconds: Wall time of the training run, recorded in the metadata.
+        train_command: The command that trained it, recorded in the metadata.
 
     Returns:
         The written path.
 
     Raises:
-        CheckpointError: The input is not a loadable self-contained checkpoint.
+        CheckpointError: The input is not a loadable checkpoint, or the backbone weights its training
+            config names (when it embeds none) cannot be loaded.
     """
     from causal_tune_ros.model.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 
     meta = read_checkpoint_metadata(trained)
-    model = load_checkpoint(trained)
     user = dict(meta.get("user") or {})
     train_config = user.get("train_config") or {}
+    weights = ((train_config.get("model") or {}).get("backbone") or {}).get("weights")
+    backbone = None
+    if weights and not (meta.get("backbone") or {}).get("embedded"):
+        from causal_tune_ros.model.dinov2 import DinoV2
+
+        backbone = DinoV2.from_pretrained(weights)  # what it was trained on; embedded below
+    model = load_checkpoint(trained, backbone=backbone)
     crop = (train_config.get("augment") or {}).get("crop_size") or list(DEFAULT_SIZE)
+    description, backbone_note = _describe_trained(train_config)
     labels = {
-        "description": DEMO_DESCRIPTION,
+        "description": description,
         "demo": True,
-        "backbone_note": "random-init ViT, never trained (frozen random weights), embedded in this file; "
-        "not DINOv2",
+        "backbone_note": backbone_note,
         "input_size": [int(crop[0]), int(crop[1])],
-        "train_command": DEMO_TRAIN_COMMAND,
+        "train_command": train_command,
         "package_command": DEMO_PACKAGE_COMMAND,
         "train_seconds": None if train_seconds is None else round(float(train_seconds), 1),
         "train_conditions": ["clear"],
@@ -489,7 +593,12 @@ def run(args: argparse.Namespace) -> int:
     from causal_tune_ros.synthetic.bag import parse_image_size
 
     if args.package_model:
-        path = package_demo_model(args.package_model, args.package_to, train_seconds=args.train_seconds)
+        path = package_demo_model(
+            args.package_model,
+            args.package_to,
+            train_seconds=args.train_seconds,
+            train_command=args.train_command or DEMO_TRAIN_COMMAND,
+        )
         print(f"demo: packaged {args.package_model} -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return 0
     segments = parse_segments(args.frames)
@@ -499,6 +608,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_demo(
         args.out,
         checkpoint=args.checkpoint,
+        bands=args.bands,
+        ablation=args.ablation,
         segments=segments,
         size=size,
         seed=args.seed,
@@ -535,9 +646,11 @@ def _require_rclpy() -> None:
         )
 
 
-def _node_command(checkpoint: Path, size: tuple[int, int]) -> list[str]:
-    """Command line that starts the real segmentation node on the demo topics."""
+def _node_command(checkpoint: Path, size: tuple[int, int], params_file: Path | None = None) -> list[str]:
+    """Command line that starts the real segmentation node on the demo topics (band presets from
+    ``params_file``, a ROS 2 parameters file, when given)."""
     h, w = size
+    extra = ["--params-file", str(params_file)] if params_file is not None else []
     return [
         sys.executable,
         "-m",
@@ -563,6 +676,7 @@ def _node_command(checkpoint: Path, size: tuple[int, int]) -> list[str]:
         "weather.mode:=topic",
         "-p",
         "qos.reliability:=reliable",
+        *extra,
     ]
 
 
@@ -594,7 +708,19 @@ def run_ros_demo(
     drive = list(drive_frames(conditions, dict(segments), height, width, seed=args.seed))
     bag = out / DRIVE_BAG
     write_drive(bag, conditions, dict(segments), size=(height, width), overwrite=True, drive=drive)
-    command = _node_command(ckpt, (height, width))
+    import yaml
+
+    from causal_tune_ros.weather import load_band_presets
+
+    chosen = args.bands if args.bands else _default_presets(not args.checkpoint)
+    params_file = None
+    if chosen is not None:
+        # The presets as a ROS 2 parameters file, whatever layout the given file has.
+        bands = {c: {"low": b.low, "high": b.high} for c, b in load_band_presets(chosen).items()}
+        params_file = out / "demo_bands.yaml"
+        document = {"/**": {"ros__parameters": {"weather": {"bands": bands}}}}
+        params_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    command = _node_command(ckpt, (height, width), params_file)
     print("demo --ros: starting the node:\n  " + " ".join(command))
     node = subprocess.Popen(command)
     try:

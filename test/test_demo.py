@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -13,28 +14,39 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from causal_tune_ros.bags import deserialize
+from causal_tune_ros.band import DEFAULT_BAND
 from causal_tune_ros.classes import load_classes
 from causal_tune_ros.cli import main
 from causal_tune_ros.demo_command import COLUMNS
 from causal_tune_ros.replay import Replayer, ReplayOptions
 from causal_tune_ros.replay.command import default_checkpoint
+from causal_tune_ros.resources import config_path
+from causal_tune_ros.weather import CONDITIONS, load_band_presets
 
 #: mIoU floor on clear frames. The shipped model scores 0.30 on these three (seeds 100-102; 0.32 on its
 #: validation split, models/demo/README.md); a random class per pixel scores 0.014, "all road" 0.020.
 CLEAR_FLOOR = 0.20
 
-_ROW = re.compile(r"^(clear|snow|rain|fog|night|all)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
+_NUMBER = re.compile(r"\d+\.\d|nan")
 
 
-def _table(text: str) -> dict[str, dict[str, float]]:
-    rows = {}
+def _table(text: str, columns: list[str]) -> dict[str, dict[str, Any]]:
+    """The printed table: per row its frames, preset band (``None`` on ``all``) and mIoU per column."""
+    rows: dict[str, dict[str, Any]] = {}
     for line in text.splitlines():
-        m = _ROW.match(line.strip())
-        if m:
-            rows[m.group(1)] = {"frames": float(m.group(2))} | {
-                col: float(v) / 100 for col, v in zip(COLUMNS, m.groups()[2:], strict=True)
-            }
+        parts = line.split()
+        if len(parts) < 3 or parts[0] not in (*CONDITIONS, "all") or not parts[1].isdigit():
+            continue
+        values = parts[2:]
+        band = values.pop(0) if "-" in values[0] else None
+        numbers = [float(v) / 100 for v in values if _NUMBER.fullmatch(v)]
+        assert len(numbers) == len(columns), line
+        rows[parts[0]] = {"frames": float(parts[1]), "band": band} | dict(zip(columns, numbers, strict=True))
     return rows
+
+
+def _columns(metrics: dict[str, Any]) -> list[str]:
+    return [c for c in COLUMNS if c in metrics["conditions"]["all"]["miou"]]
 
 
 def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys, tiny_pipeline) -> None:
@@ -43,15 +55,23 @@ def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys, tiny_pipe
     code = main(["demo", "--out", str(out), "--frames", "clear=3,snow=2,night=2", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
-    table = _table(printed)
+    metrics = json.loads((out / "demo_metrics.json").read_text())
+    table = _table(printed, _columns(metrics))
     assert set(table) == {"clear", "snow", "night", "all"}
     assert table["clear"]["frames"] == 3 and table["all"]["frames"] == 7
     assert table["clear"]["preset"] >= CLEAR_FLOOR, printed
-    # On clear frames the preset band *is* the training band: both columns must agree exactly.
-    assert table["clear"]["preset"] == table["clear"]["train"]
+    # The shipped model runs with its calibrated presets, and the table shows the band of each condition.
+    shipped = load_band_presets(config_path("weather_bands_demo.yaml"))
+    for cond in ("clear", "snow", "night"):
+        assert metrics["bands"][cond] == list(shipped[cond].as_tuple())
+        assert table[cond]["band"] == f"{shipped[cond].low:g}-{shipped[cond].high:g}"
+    # Where the preset is the training band, the replay's output and the direct pass agree exactly.
+    same = [c for c in ("clear", "snow", "night") if shipped[c] == DEFAULT_BAND]
+    assert same, "the shipped presets keep the training band somewhere (ties keep it)"
+    for cond in same:
+        assert table[cond]["preset"] == table[cond]["train"]
     assert "demo finished in" in printed
 
-    metrics = json.loads((out / "demo_metrics.json").read_text())
     assert abs(metrics["conditions"]["clear"]["miou"]["preset"] - table["clear"]["preset"]) < 0.001
 
     # The output bag has one class mask per camera frame, at the input's stamps.
@@ -97,6 +117,38 @@ def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys, tiny_pipe
     ok, frame = cap.read()
     cap.release()
     assert ok and frame.shape[1] == 2 * (w - w % 2) and not np.all(frame == 0)
+
+
+def test_demo_takes_calibrated_presets_and_an_ablation_model(
+    tmp_path: Path, capsys, tiny_checkpoint: Path
+) -> None:
+    from causal_tune_ros.band import Band
+    from causal_tune_ros.training.calibrate import Calibration, choose_bands, write_presets
+
+    train = Band(0.2, 0.7)
+    scores = {"snow": {train: 0.1, Band(0.1, 0.5): 0.2}, "night": {train: 0.2, Band(0.3, 0.6): 0.1}}
+    chosen = choose_bands(scores, train)
+    calibration = Calibration(train, [train, Band(0.1, 0.5)], scores, {"snow": 2, "night": 2}, chosen)
+    presets = write_presets(tmp_path / "calibrated.yaml", calibration)
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--frames", "clear=1,snow=2,night=1", "--size", "56x84", "--quiet"]
+    args += ["--checkpoint", str(tiny_checkpoint), "--bands", str(presets)]
+    assert main([*args, "--ablation", str(tiny_checkpoint)]) == 0
+    metrics = json.loads((out / "demo_metrics.json").read_text())
+    assert _columns(metrics) == ["preset", "train", "rein", "off"]
+    table = _table(capsys.readouterr().out, _columns(metrics))
+    assert table["snow"]["band"] == "0.1-0.5" and table["night"]["band"] == "0.2-0.7"
+    assert metrics["bands"] == {"clear": [0.2, 0.7], "snow": [0.1, 0.5], "night": [0.2, 0.7]}
+    # The comparison model here is the demo model itself, at its training band: the columns agree.
+    for cond in ("clear", "snow", "night", "all"):
+        assert metrics["conditions"][cond]["miou"]["rein"] == metrics["conditions"][cond]["miou"]["train"]
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(presets.read_text().replace("snow: {low: 0.1", "snow: {low: 0.9"))
+    assert main([*args[:-1], str(bad), "--out", str(tmp_path / "bad_out")]) == 2
+    err = capsys.readouterr().err
+    assert "weather.bands.snow" in err and str(bad) in err
+    assert not (tmp_path / "bad_out").exists()  # refused before anything is written
 
 
 def test_shipped_model_is_labelled_as_a_demo() -> None:

@@ -219,7 +219,7 @@ class CausalTuneSegmenter(nn.Module):
             raise TypeError(
                 f"band must be a float32 tensor (2,) = (r_low, r_high) or None, got {type(band).__name__}"
             )
-        if band is None or not self.band_pass_enabled:
+        if band is None or not self.band_pass_enabled or self.tuner.operator == "rein":
             return None
         h, w = self.tuner.spectrum_grid(grid)
         if self.tuner.operator == "released":  # fixed weight: the band does not enter

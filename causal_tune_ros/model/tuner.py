@@ -22,7 +22,7 @@ DCT's W-stage matrices; ``s``, ``MLP_tok`` and ``MLP_out``'s bias into small per
 (:meth:`CausalTune.prepare`, once per forward for all layers); the residual addition into the last IDCT
 GEMM. No element-wise pass over the (B, N, C) tensor remains, only a softmax over the (B * N, m) scores.
 
-Two other operators (``operator=``) change steps 1, 2 and 4 only; the token attention is the same:
+Three other operators (``operator=``) change steps 1, 2 and 4 only; the token attention is the same:
 
 - ``"channel"``: each patch token's C channels, laid out row by row as a ``sqrt(C) x sqrt(C)`` grid, get
   a 2-D DCT (one spectrum per token instead of one per channel), the Gaussian band-pass of that grid, the
@@ -34,6 +34,12 @@ Two other operators (``operator=``) change steps 1, 2 and 4 only; the token atte
   :func:`~causal_tune_ros.model.band_pass.released_causal_weight` (the band input is ignored), and as
   "inverse" the real part of the orthonormal inverse 2-D FFT clamped to [0, 255], scaled by ``s``
   afterwards. Not an inverse DCT and not exportable; for research reproduction only.
+- ``"rein"``: no DCT and no band-pass: the token attention runs on the patch tokens themselves,
+  ``f_i' = f_i + s * MLP_out(S MLP_tok(T_i) + f_i)`` with ``S = softmax(f_i T_i^T / sqrt(C))``, which is
+  Rein's refinement (Wei et al., CVPR 2024) with its low-rank tokens and shared projections. It is the
+  ablation "the same tokens without the frequency domain": the band passed at run time is ignored.
+  ``band_pass_enabled=False`` on a spatial model is *not* this: it still attends in the DCT domain, only
+  over the unfiltered spectrum (the softmax per frequency position does not commute with the transform).
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ __all__ = [
 ]
 
 #: Frequency operators of the refinement (see the module docstring).
-OPERATORS = ("spatial", "channel", "released")
+OPERATORS = ("spatial", "channel", "released", "rein")
 #: Token initialisation ranges: ``"dim"`` ``sqrt(6 / (3 p^2 + C))`` (Rein's full tokens), ``"lora"``
 #: ``sqrt(6 / (3 p^2 + sqrt(C r)))`` (Rein's low-rank tokens, which the released Causal-Tune uses).
 TOKEN_INITS = ("dim", "lora")
@@ -123,7 +129,8 @@ class CausalTune(nn.Module):
         rank: Rank ``r`` of the token factorisation.
         scale_init: Initial ``s`` (1e-3 as in the official code; 0 reproduces the frozen backbone exactly).
         patch_size: Backbone patch size; only sets the token initialisation range (as Rein does).
-        operator: ``"spatial"`` (default), ``"channel"`` or ``"released"`` (see the module docstring).
+        operator: ``"spatial"`` (default), ``"channel"``, ``"released"`` or ``"rein"`` (no frequency
+            domain; see the module docstring).
         attention_sink: Token 0 takes part in the softmax but its value is dropped (``S[:, 1:]`` times
             ``MLP_tok(T[1:])``), as in Rein's and the released code.
         token_init: Token initialisation range, one of :data:`TOKEN_INITS`.
@@ -176,7 +183,7 @@ class CausalTune(nn.Module):
                 f"Causal-Tune token_init_patch must be a positive integer, got {token_init_patch!r}"
             )
         side = math.isqrt(embed_dim)
-        if operator != "spatial" and side * side != embed_dim:
+        if operator in ("channel", "released") and side * side != embed_dim:
             raise ConfigError(
                 f"Causal-Tune operator {operator!r} lays each token's channels out as a square grid, but "
                 f"the backbone width {embed_dim} is not a square (ViT-L's 1024 = 32 x 32 is); "
@@ -329,6 +336,8 @@ class CausalTune(nn.Module):
         Returns:
             (B, P + H * W, C) refined tokens.
         """
+        if self.operator == "rein":
+            return self._refine_rein(tokens, layer, num_prefix_tokens, prepared)
         if self.operator != "spatial":
             return self._refine_channels(tokens, layer, num_prefix_tokens, mask, prepared)
         k = self._slot[layer]
@@ -354,6 +363,16 @@ class CausalTune(nn.Module):
         scores = torch.mm(torch.mm(flat, prepared.key_proj[k]), prepared.key_tokens[k])
         mix = torch.mm(torch.softmax(scores, dim=-1), prepared.value_mix[k])
         return torch.mm(flat, prepared.out_weight.t()).addmm_(mix, prepared.value_proj[k])
+
+    def _refine_rein(
+        self, tokens: torch.Tensor, layer: int, num_prefix_tokens: int, prepared: Prepared
+    ) -> torch.Tensor:
+        """The ``"rein"`` operator: ``f' = f + s * MLP_out(S MLP_tok(T) + f)`` on the patch tokens."""
+        B, _, C = tokens.shape
+        patches = tokens[:, num_prefix_tokens:]
+        delta = self._token_update(patches.reshape(-1, C), self._slot[layer], prepared)
+        refined = patches + delta.view(B, -1, C)
+        return torch.cat((tokens[:, :num_prefix_tokens], refined), dim=1)
 
     def _refine_channels(
         self,

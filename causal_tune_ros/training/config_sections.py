@@ -45,22 +45,26 @@ class TunerConfig:
         scale_init: Initial refinement scale ``s``.
         operator: ``spatial`` (the paper as written: DCT over the patch grid, Gaussian band-pass, exportable),
             ``channel`` (DCT of each token's channels on a square grid, as the released code transforms;
-            exportable) or ``released`` (the released code's arithmetic, for reproducing its numbers only).
+            exportable), ``released`` (the released code's arithmetic, for reproducing its numbers only) or
+            ``rein`` (Rein's refinement: the same tokens on the patch tokens, no DCT, no band-pass).
         attention_sink: Token 0's value is dropped (released: true).
         token_init: Token init range, ``dim`` or ``lora`` (released: ``lora``).
         token_init_patch: Patch size in that range (``null``: the backbone's; released: 16).
         linear_bias_init: ``zero`` or ``default`` (PyTorch's; released) for the projections' biases.
+        frozen: Freeze the tuner at identity (scale 0, no gradients): only the decode head trains (the
+            "decode head only" baseline of the domain-generalisation experiment).
     """
 
     layers: list[int] | None = None
     num_tokens: int = 100
     rank: int = 16
     scale_init: float = 1e-3
-    operator: Literal["spatial", "channel", "released"] = "spatial"
+    operator: Literal["spatial", "channel", "released", "rein"] = "spatial"
     attention_sink: bool = False
     token_init: Literal["dim", "lora"] = "dim"
     token_init_patch: int | None = None
     linear_bias_init: Literal["zero", "default"] = "zero"
+    frozen: bool = False
 
 
 @dataclass

@@ -75,7 +75,7 @@ def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
             layers=t.layers,
             num_tokens=t.num_tokens,
             rank=t.rank,
-            scale_init=t.scale_init,
+            scale_init=0.0 if t.frozen else t.scale_init,
             feature_layers=cfg.head.layers,
             feature_norm=cfg.head.final_norm,
             operator=t.operator,
@@ -84,6 +84,8 @@ def build_model(cfg: ModelConfig, num_classes: int, seed: int = 0) -> nn.Module:
             token_init_patch=t.token_init_patch,
             linear_bias_init=t.linear_bias_init,
         )
+        if t.frozen:  # head-only baseline: the tuner adds exactly zero and never trains
+            model.tuner.requires_grad_(False)
     return model
 
 

@@ -9,6 +9,16 @@ File layout (the node's parameters ``weather.bands.<condition>.low/high`` mirror
         ...
 
 Every condition of :data:`CONDITIONS` must be present, and nothing else.
+
+The same bands inside one ROS 2 parameters section are read too, so that one file (e.g. the output of
+``causal-tune calibrate``) serves as the node's ``--params-file`` and as replay's and the demo's presets::
+
+    /**:
+      ros__parameters:
+        weather:
+          bands:
+            clear: {low: 0.2, high: 0.7}
+            ...
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ def parse_band_presets(data: Any, source: str = "band presets") -> dict[str, Ban
         ConfigError: Wrong structure, unknown or missing conditions, non-numeric values, or a band
             that breaks ``0 < low < high <= 1``.
     """
+    data = _ros_parameters_section(data, source)
     weather = data.get("weather") if isinstance(data, Mapping) else None
     bands = weather.get("bands") if isinstance(weather, Mapping) else None
     if not isinstance(bands, Mapping):
@@ -67,6 +78,29 @@ def parse_band_presets(data: Any, source: str = "band presets") -> dict[str, Ban
         except (ConfigError, TypeError, ValueError) as err:
             raise ConfigError(f"{source}: weather.bands.{condition}: {err}") from None
     return presets
+
+
+#: Key of a node's section in a ROS 2 parameters file.
+ROS_PARAMETERS = "ros__parameters"
+
+
+def _ros_parameters_section(data: Any, source: str) -> Any:
+    """The ``ros__parameters`` mapping of a ROS 2 parameters file with one node section, else ``data``.
+
+    Raises:
+        ConfigError: A parameters file with several node sections (which one is meant is ambiguous).
+    """
+    if not isinstance(data, Mapping) or "weather" in data:
+        return data
+    sections = [v for v in data.values() if isinstance(v, Mapping) and ROS_PARAMETERS in v]
+    if not sections:
+        return data
+    if len(sections) != 1 or len(data) != 1:
+        raise ConfigError(
+            f"{source}: a ROS 2 parameters file with band presets must hold exactly one node section "
+            f"(e.g. '/**: ros__parameters: weather: bands: ...'), got {len(data)}"
+        )
+    return sections[0][ROS_PARAMETERS]
 
 
 def _number(value: Any) -> float:

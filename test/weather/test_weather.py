@@ -81,6 +81,26 @@ def test_custom_file_and_missing_file(tmp_path: Path) -> None:
         load_band_presets(tmp_path / "nope.yaml")
 
 
+ROS_FULL = "\n".join(f"        {c}: {{low: 0.25, high: 0.65}}" for c in CONDITIONS)
+
+
+def test_ros_parameters_layout_is_read(tmp_path: Path) -> None:
+    """The layout `causal-tune calibrate` writes: one ROS 2 parameters section (a node --params-file)."""
+    for key in ("/**", "segmentation_node"):
+        text = f"{key}:\n  ros__parameters:\n    weather:\n      bands:\n" + ROS_FULL + "\n"
+        assert all(b == Band(0.25, 0.65) for b in load_band_presets(write(tmp_path, text)).values())
+    two = "a:\n  ros__parameters: {}\n/**:\n  ros__parameters:\n    weather:\n      bands:\n" + ROS_FULL
+    with pytest.raises(ConfigError, match="exactly one node section"):
+        load_band_presets(write(tmp_path, two))
+    bad = "/**:\n  ros__parameters:\n    weather:\n      bands:\n" + ROS_FULL.replace(
+        "fog: {low: 0.25", "fog: {low: 0.9"
+    )
+    with pytest.raises(ConfigError, match=r"weather\.bands\.fog: band"):
+        load_band_presets(write(tmp_path, bad))
+    with pytest.raises(ConfigError, match="expected a 'weather: bands"):
+        load_band_presets(write(tmp_path, "/**:\n  ros__parameters:\n    backend: eager\n"))
+
+
 def test_parameter_round_trip() -> None:
     presets = load_band_presets()
     flat = presets_to_parameters(presets)
