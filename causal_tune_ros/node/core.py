@@ -27,7 +27,7 @@ from rclpy.logging import LoggingSeverity
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
-from causal_tune_ros.backends import load_backend_with_fallback
+from causal_tune_ros.backends import BackendInfo, load_backend_with_fallback
 from causal_tune_ros.classes import ClassSet, load_classes
 from causal_tune_ros.drivable import GridSpec, project_to_grid
 from causal_tune_ros.errors import (
@@ -89,7 +89,7 @@ class SegmentationCore:
         self._ground = GroundPoseSource(node)
         self._camera_info: CameraInfo | None = None
         self.pipeline: SegmentationPipeline | None = None
-        self.backend_info: dict[str, Any] = {}
+        self.backend_info: BackendInfo | None = None
         self.warnings: list[str] = []
         self.outputs: Outputs | None = None
         self._subscriptions: list[Any] = []
@@ -150,11 +150,10 @@ class SegmentationCore:
                 f"{len(self.classes)} ({s.classes_file or 'packaged Cityscapes classes'}); set classes_file"
             )
         self.pipeline = self._build_pipeline(backend, s)
-        self.backend_info = backend.describe()
-        info = self.backend_info
+        self.backend_info = info = backend.describe()
         self.log.info(
-            f"model ready: {info['name']} on {info['device']} ({info['precision']}), input "
-            f"{info['input_size'][0]}x{info['input_size'][1]}, {info['num_classes']} classes"
+            f"model ready: {info.name} on {info.device} ({info.precision}), input "
+            f"{info.input_size[0]}x{info.input_size[1]}, {info.num_classes} classes"
         )
         # Publishers exist from configure on (lifecycle publishers send only while active); the latched
         # ~/weather and /diagnostics report while inactive too.
@@ -213,7 +212,7 @@ class SegmentationCore:
             if close is not None:
                 close()
             self.pipeline = None
-        self.backend_info = {}
+        self.backend_info = None
         self.warnings = []
         self._camera_info = None
         self._ground.close()
@@ -379,11 +378,11 @@ class SegmentationCore:
         condition = self.weather.current
         band = s.band_for(condition)
         info = self.backend_info
-        size = info.get("input_size") or ["?", "?"]
+        size = info.input_size if info is not None else ("?", "?")
         values = {
-            "backend": str(info.get("name", "not loaded")),
-            "device": str(info.get("device", "")),
-            "precision": str(info.get("precision", "")),
+            "backend": info.name if info is not None else "not loaded",
+            "device": info.device if info is not None else "",
+            "precision": info.precision if info is not None else "",
             "model_input": f"{size[0]}x{size[1]}",
             "condition": condition,
             "weather_mode": self.weather.mode,
@@ -408,7 +407,7 @@ class SegmentationCore:
         snap = self.stats.snapshot(dropped)
         status = build_status(
             f"{self.node.get_fully_qualified_name()}: segmentation",
-            str(self.backend_info.get("device", "")),
+            self.backend_info.device if self.backend_info is not None else "",
             snap,
             self.diagnostics_info(),
             self.warnings,

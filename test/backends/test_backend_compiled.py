@@ -53,7 +53,7 @@ def test_band_changes_do_not_recompile(images: np.ndarray) -> None:
     for band in (Band(), Band(0.1, 0.5)):
         assert backend.infer(images, band).shape[0] == 2
     assert len(counter.graphs) == 2  # batch 2: its own static-shape graph, once
-    assert backend.describe()["name"] == "compiled"
+    assert backend.describe().name == "compiled"
 
 
 def test_compiled_is_a_backend_name_and_a_failed_compile_falls_back(tiny_checkpoint: Path) -> None:

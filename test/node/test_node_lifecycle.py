@@ -114,7 +114,7 @@ def test_lifecycle_transitions_through_services(ros_context, tiny_checkpoint, tm
         (result,) = probe.set_parameters(model__input_height=70)
         assert result.successful
         assert transition(Transition.TRANSITION_CONFIGURE)
-        assert node.core.backend_info["input_size"] == [70, 112]
+        assert node.core.backend_info.input_size == (70, 112)
         assert transition(Transition.TRANSITION_ACTIVATE)
         _wait(lambda: probe.image_pub.get_subscription_count() == 1)
         _wait(lambda: manager.count_publishers(f"{probe.target}/class_mask") == 1)
