@@ -55,13 +55,13 @@ def test_int8_and_cpu_are_refused_before_anything_is_built(tiny_checkpoint: Path
         create_backend(spec.with_changes(device="cpu", precision="fp16")).load()
 
 
-@pytest.mark.tensorrt
 def _file_identity(path: Path) -> tuple[int, int]:
     """Inode and modification time: a rebuild publishes a new file (renamed over the old one)."""
     info = path.stat()
     return info.st_ino, info.st_mtime_ns
 
 
+@pytest.mark.tensorrt
 def test_engine_build_cache_and_rebuild(tiny_checkpoint: Path, tmp_path: Path, images) -> None:
     spec = BackendSpec(
         name="tensorrt",
