@@ -5,7 +5,7 @@
 #
 # Needs a Python with torch (CUDA) already installed; installs nothing and needs no network. The repository
 # is imported from its folder (PYTHONPATH), so no `pip install` is needed; missing modules are reported.
-# Stages (each with its own time limit, a failing stage does not stop the next):
+# Stages (time limits 150 + 120 + 200 s, so at most 8 minutes; a failing stage does not stop the next):
 #   1. bench/gpu_check.py: eager fp16, compiled backend, torch.export graph, GPU post-processing, batching
 #   2. pytest -m gpu (skipped when pytest is missing)
 #   3. bench/gpu_bench.py --archs vits14: eager / compiled fp16 at 518x1036, pipeline vs network,
@@ -46,7 +46,7 @@ if [ -z "$PYTHON" ]; then
     exit 2
 fi
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONDONTWRITEBYTECODE=1
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 cd "$REPO" || exit 2
 note "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), python $("$PYTHON" -c 'import sys; print(sys.version.split()[0])'), $PYTHON"
 if command -v nvidia-smi >/dev/null 2>&1; then
@@ -56,7 +56,7 @@ fi
 status=0
 DRY_FLAG=()
 [ "$DRY_RUN" = 1 ] && DRY_FLAG=(--dry-run)
-timeout 240 "$PYTHON" bench/gpu_check.py --out "$OUT_DIR" "${DRY_FLAG[@]}" 2>&1 | tee "$OUT_DIR/gpu_check.log"
+timeout 150 "$PYTHON" bench/gpu_check.py --out "$OUT_DIR" "${DRY_FLAG[@]}" 2>&1 | tee "$OUT_DIR/gpu_check.log"
 rc=${PIPESTATUS[0]}
 note "stage 1 (bench/gpu_check.py): exit $rc"
 [ "$rc" != 0 ] && status=1
@@ -76,7 +76,7 @@ if "$PYTHON" -c "import pytest" >/dev/null 2>&1; then
 else
     note "stage 2 (pytest -m gpu): skipped, pytest is not installed for $PYTHON"
 fi
-timeout 240 "${BENCH_CMD[@]}" > "$OUT_DIR/gpu_bench.txt" 2>&1
+timeout 200 "${BENCH_CMD[@]}" > "$OUT_DIR/gpu_bench.txt" 2>&1
 rc=$?
 note "stage 3 (bench/gpu_bench.py): exit $rc (124: stopped at its time limit; partial output kept)"
 [ "$rc" != 0 ] && status=1
