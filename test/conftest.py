@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,19 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         class_names=load_classes().names,
         band=(0.2, 0.7),
     )
+
+
+#: Network input of :func:`tiny_pipeline`: small multiples of 14 keep a frame at a few milliseconds.
+TINY_INPUT = (28, 42)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_checkpoint: Path) -> Any:
+    """A :class:`SegmentationPipeline` on the eager backend of :func:`tiny_checkpoint`."""
+    from causal_tune_ros.backends import BackendSpec, create_backend
+    from causal_tune_ros.classes import load_classes
+    from causal_tune_ros.pipeline import SegmentationPipeline
+
+    backend = create_backend(BackendSpec(name="eager", checkpoint=tiny_checkpoint, input_size=TINY_INPUT))
+    backend.load()
+    return SegmentationPipeline(backend, load_classes())

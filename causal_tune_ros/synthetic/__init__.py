@@ -8,6 +8,6 @@ numpy and OpenCV only (no torch, no ROS); bag writing lives in :mod:`causal_tune
 """
 
 from causal_tune_ros.synthetic.render import SyntheticFrame, render_conditions, render_scene
-from causal_tune_ros.synthetic.weather import CONDITIONS
+from causal_tune_ros.weather.conditions import CONDITIONS
 
 __all__ = ["CONDITIONS", "SyntheticFrame", "render_conditions", "render_scene"]

@@ -12,6 +12,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from causal_tune_ros.errors import ConfigError
+
 #: Extra rows/columns around each cached field, so that windows can start at random offsets.
 _PAD = 96
 _FIELD_SEED = 0x5EED
@@ -49,11 +51,11 @@ def noise_window(kind: str, height: int, width: int, rng: np.random.Generator) -
         A float32 view; do not write to it.
 
     Raises:
-        ValueError: For an unknown ``kind``.
+        ConfigError: For an unknown ``kind``.
     """
     fine, coarse, rgb = _fields(height, width)
     field = {"fine": fine, "coarse": coarse, "rgb": rgb}.get(kind)
     if field is None:
-        raise ValueError(f"unknown noise kind {kind!r}")
+        raise ConfigError(f"unknown noise kind {kind!r}; expected fine, coarse or rgb")
     oy, ox = (int(v) for v in rng.integers(0, _PAD, size=2))
     return field[oy : oy + height, ox : ox + width]

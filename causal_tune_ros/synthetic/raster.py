@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from causal_tune_ros.synthetic.camera import NEAR_PLANE, Camera, clip_near
+from causal_tune_ros.synthetic.labels import SKY
 
 #: Depth given to sky pixels and the largest depth stored (metres).
 SKY_DEPTH = 1000.0
@@ -255,7 +256,7 @@ def _clipped(opt: np.ndarray, sizes, cam: Camera, limit: float) -> list[np.ndarr
 def _tables(ids: np.ndarray, prims: list[Primitive], geo: dict, sel: np.ndarray) -> Raster:
     """Per-id tables (row 0 = sky, row k = k-th drawn primitive)."""
     m = len(sel) + 1
-    cls = np.full(m, 10, np.uint8)
+    cls = np.full(m, SKY, np.uint8)
     color = np.zeros((m, 3), np.float32)
     fine = np.zeros(m, np.float32)
     coarse = np.zeros(m, np.float32)

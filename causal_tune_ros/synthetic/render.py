@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from causal_tune_ros.drivable import GroundPose
-from causal_tune_ros.synthetic.scene import SceneGeometry, build_geometry
-from causal_tune_ros.synthetic.weather import CONDITIONS, render_weather
+from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.synthetic.scene import MIN_SIZE, SceneGeometry, build_geometry
+from causal_tune_ros.synthetic.weather import render_weather
+from causal_tune_ros.weather.conditions import CONDITIONS, check_condition
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,9 @@ class SyntheticFrame:
 
 def _check(seed: int, height: int, width: int) -> None:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    if int(height) < 16 or int(width) < 16:
-        raise ValueError(f"image size must be at least 16x16, got {height}x{width}")
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if int(height) < MIN_SIZE or int(width) < MIN_SIZE:
+        raise ConfigError(f"image size must be at least {MIN_SIZE}x{MIN_SIZE}, got {height}x{width}")
 
 
 def _frame(geom: SceneGeometry, condition: str) -> SyntheticFrame:
@@ -71,11 +73,10 @@ def render_scene(seed: int, condition: str = "clear", height: int = 512, width: 
         The :class:`SyntheticFrame`.
 
     Raises:
-        ValueError: For an unknown condition, a non-integer seed or an image smaller than 16x16.
+        ConfigError: For an unknown condition, a non-integer seed or an image smaller than 16x16.
     """
     _check(seed, height, width)
-    if condition not in CONDITIONS:
-        raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
+    check_condition(condition)
     return _frame(build_geometry(int(seed), int(height), int(width)), condition)
 
 
@@ -97,13 +98,13 @@ def render_conditions(
         ``{condition: frame}`` in the given order.
 
     Raises:
-        ValueError: For an unknown condition, a non-integer seed or an image smaller than 16x16.
+        ConfigError: For an unknown condition, a non-integer seed or an image smaller than 16x16.
     """
     _check(seed, height, width)
     conditions = list(conditions)
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
-        raise ValueError(f"unknown condition(s) {unknown}; expected some of {', '.join(CONDITIONS)}")
+        raise ConfigError(f"unknown condition(s) {unknown}; expected some of {', '.join(CONDITIONS)}")
     geom = build_geometry(int(seed), int(height), int(width))
     geom.labels.setflags(write=False)
     geom.depth.setflags(write=False)

@@ -23,8 +23,7 @@ import math
 import cv2
 import numpy as np
 
-from causal_tune_ros.synthetic.noise import noise_window
-from causal_tune_ros.synthetic.scene import (
+from causal_tune_ros.synthetic.labels import (
     BUILDING,
     BUS,
     CAR,
@@ -35,11 +34,10 @@ from causal_tune_ros.synthetic.scene import (
     TRAFFIC_SIGN,
     TRUCK,
     WALL,
-    SceneGeometry,
 )
-
-#: The conditions this module renders, in a fixed order (also the per-condition seed index).
-CONDITIONS: tuple[str, ...] = ("clear", "snow", "rain", "fog", "night")
+from causal_tune_ros.synthetic.noise import noise_window
+from causal_tune_ros.synthetic.scene import SceneGeometry
+from causal_tune_ros.weather.conditions import CONDITIONS, check_condition
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -48,10 +46,9 @@ def condition_rng(seed: int, condition: str) -> np.random.Generator:
     """Generator for one (scene, condition) pair, independent of which other conditions are rendered.
 
     Raises:
-        ValueError: For an unknown condition.
+        ConfigError: For an unknown condition.
     """
-    if condition not in CONDITIONS:
-        raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
+    check_condition(condition)
     return np.random.default_rng(
         np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFF, CONDITIONS.index(condition), 7])
     )
@@ -69,12 +66,12 @@ def render_weather(geom: SceneGeometry, condition: str, rng: np.random.Generator
         ``(H, W, 3)`` uint8 RGB image.
 
     Raises:
-        ValueError: For an unknown condition.
+        ConfigError: For an unknown condition.
     """
     if rng is None:
         rng = condition_rng(geom.seed, condition)
-    elif condition not in CONDITIONS:
-        raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
+    else:
+        check_condition(condition)
     img = _RENDERERS[condition](geom, rng)
     return _to_uint8(img)
 

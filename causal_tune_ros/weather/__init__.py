@@ -9,8 +9,8 @@ from causal_tune_ros.weather.classifier import (
     compute_statistics,
     condition_scores,
 )
+from causal_tune_ros.weather.conditions import CONDITIONS, check_condition
 from causal_tune_ros.weather.presets import (
-    CONDITIONS,
     load_band_presets,
     parse_band_presets,
     presets_from_parameters,
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MIN_SECONDS",
     "ImageStatistics",
     "WeatherClassifier",
+    "check_condition",
     "classify_image",
     "classify_statistics",
     "compute_statistics",

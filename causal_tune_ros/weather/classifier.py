@@ -60,8 +60,8 @@ pixels: Y < ``DARK_MAX_LUMA`` = 0.15; specks: white top-hat > ``SPECKLE_MIN_HEIG
 
 The thresholds were set on the procedural street renderings of :mod:`causal_tune_ros.synthetic`
 (scene seeds 0-39 at 256 x 512; ``bench/weather_classifier.py`` prints the confusion matrix) and checked
-on other seeds and sizes (``test/test_weather_synthetic.py``) and on the simple frames of
-``test/test_weather.py``. Honest limits: night (dark sky) and fog (airlight: high dark channel, low
+on other seeds and sizes (``test/synthetic/test_weather_synthetic.py``) and on the simple frames of
+``test/weather/test_weather.py``. Honest limits: night (dark sky) and fog (airlight: high dark channel, low
 Weber contrast) have strong, well-known cues. Snow relies on a white, unsaturated lower image plus
 flakes or strong structure; bright overcast concrete can imitate it. Rain is the weak one: streaks are
 thin, often motion-blurred away or invisible at low resolution, and wet roads look like clear ones, so
@@ -83,7 +83,7 @@ import cv2
 import numpy as np
 
 from causal_tune_ros.errors import ConfigError
-from causal_tune_ros.weather.presets import CONDITIONS
+from causal_tune_ros.weather.conditions import CONDITIONS
 
 #: Width of the frame used for global statistics (area-averaged).
 SMALL_WIDTH = 64

@@ -22,9 +22,7 @@ import yaml
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.resources import config_path
-
-#: The weather conditions the package knows, in the order of ACDC's splits plus clear weather.
-CONDITIONS: tuple[str, ...] = ("clear", "snow", "rain", "fog", "night")
+from causal_tune_ros.weather.conditions import CONDITIONS
 
 #: Prefix of the node's band parameters: ``weather.bands.<condition>.low`` / ``.high``.
 PARAMETER_PREFIX = "weather.bands"

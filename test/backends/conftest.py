@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_support import INPUT_SIZE, build_tiny_model
+
+from .backend_support import INPUT_SIZE, build_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from backend_support import INPUT_SIZE, build_tiny_model
 
 from causal_tune_ros.backends import BACKEND_NAMES, BackendSpec, create_backend, load_backend_with_fallback
 from causal_tune_ros.backends.compiled import CompiledBackend
 from causal_tune_ros.backends.eager import EagerBackend
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BackendError
+
+from .backend_support import INPUT_SIZE, build_tiny_model
 
 
 class CompileCounter:

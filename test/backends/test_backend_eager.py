@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from backend_support import INPUT_SIZE, build_tiny_model
 
 from causal_tune_ros.backends import BackendSpec, create_backend, parse_size, resolve_spec
 from causal_tune_ros.backends.eager import EagerBackend
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BackendError, ConfigError
+
+from .backend_support import INPUT_SIZE, build_tiny_model
 
 
 def test_spec_normalises_and_validates(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from backend_support import INPUT_SIZE
 
 import causal_tune_ros.backends.onnx_export as onnx_export
 from causal_tune_ros.backends import BackendSpec, create_backend
@@ -31,6 +30,8 @@ from causal_tune_ros.backends.export import DEFAULT_OPSET
 from causal_tune_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BackendError
+
+from .backend_support import INPUT_SIZE
 
 BANDS = (Band(0.2, 0.7), Band(0.05, 0.3))
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from backend_support import INPUT_SIZE
 
 from causal_tune_ros.backends import BackendSpec, create_backend, load_backend_with_fallback
 from causal_tune_ros.backends.cache import is_valid, read_sidecar, write_sidecar
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BackendError
+
+from .backend_support import INPUT_SIZE
 
 
 def test_module_imports_without_torch_tensorrt() -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_support import INPUT_SIZE
 
 import causal_tune_ros.backends.onnx_export as onnx_export
 from causal_tune_ros.backends import BackendSpec, create_backend, load_backend_with_fallback
@@ -34,6 +33,8 @@ from causal_tune_ros.backends.export import DEFAULT_OPSET
 from causal_tune_ros.band import Band
 from causal_tune_ros.cli import main
 from causal_tune_ros.errors import BackendError, CheckpointError
+
+from .backend_support import INPUT_SIZE
 
 
 def _artefact(folder: Path, payload: bytes = b"graph bytes", **meta) -> Path:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_support import SCENE_SIZE, write_archive
 
 from causal_tune_ros.synthetic.bag import drive_frames
+
+from .fleet_support import SCENE_SIZE, write_archive
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_support import bag_topics, corrupt_copy, input_frames, tiny_settings, write_archive
 
 from causal_tune_ros.cli import main
 from causal_tune_ros.fleet.state import Layout, file_key
 from causal_tune_ros.replay.replayer import OUTPUT_NAMES
 from causal_tune_ros.weather import CONDITIONS
+
+from .fleet_support import bag_topics, corrupt_copy, input_frames, tiny_settings, write_archive
 
 pytestmark = pytest.mark.timeout(300)
 

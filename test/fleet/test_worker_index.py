@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_support import TINY_INPUT
 
 from causal_tune_ros.fleet.inputs import find_bags
 from causal_tune_ros.fleet.worker import BagProcessor, ModelSettings, WorkerConfig
@@ -21,6 +20,8 @@ from causal_tune_ros.replay.bag_io import (
 )
 from causal_tune_ros.replay.replayer import ReplayOptions
 from causal_tune_ros.weather import load_band_presets
+
+from .fleet_support import TINY_INPUT
 
 pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed (pip install '.[fleet]')")
 

@@ -76,10 +76,11 @@ def make_node(ros_context: None, tiny_checkpoint: Path) -> Iterator[Callable[...
     The node runs in namespace ``<NS_PREFIX>/<suffix>`` with the test overrides of
     :func:`node_support.node_overrides` (``__`` in keyword names stands for a dot).
     """
-    from node_support import NS_PREFIX, Probe, Spinner, node_overrides
     from rclpy.node import Node
 
     from causal_tune_ros.node.segmentation_node import SegmentationNode
+
+    from .node_support import NS_PREFIX, Probe, Spinner, node_overrides
 
     created: list[tuple[Any, Any, Any]] = []
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sensor_msgs.msg import Image
+
+from .node_support import make_compressed, make_image, sample_rgb
 
 pytestmark = pytest.mark.ros
-
-from node_support import make_compressed, make_image, sample_rgb  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
 
 STAMP = 1_600_000_000 * 10**9
 WARN = b"\x01"

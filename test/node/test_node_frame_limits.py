@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.ros
+from .node_support import make_compressed, sample_rgb, stamp_of
 
-from node_support import make_compressed, sample_rgb, stamp_of  # noqa: E402
+pytestmark = pytest.mark.ros
 
 STAMP = 1_700_000_000 * 10**9
 WARN = b"\x01"

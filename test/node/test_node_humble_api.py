@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.ros
-
-from node_support import (  # noqa: E402
+from .node_support import (
     NS_PREFIX,
     Probe,
     Spinner,
@@ -22,6 +20,8 @@ from node_support import (  # noqa: E402
     node_overrides,
     sample_rgb,
 )
+
+pytestmark = pytest.mark.ros
 
 #: Public ``rclpy.node.Node`` methods of Jazzy that Humble's rclpy lacks and that rclpy itself does not
 #: call (``list_parameters`` and ``get_fully_qualified_node_names`` are Jazzy-only too, but Jazzy's own

@@ -60,8 +60,9 @@ def test_worker_survives_a_failing_item_and_drops_while_busy() -> None:
 
 @pytest.mark.ros
 def test_output_lag_stays_bounded_under_a_fast_publisher(make_node) -> None:
-    from node_support import RELIABLE, make_image, sample_rgb, stamp_of
     from sensor_msgs.msg import Image
+
+    from .node_support import RELIABLE, make_image, sample_rgb, stamp_of
 
     _, probe, _ = make_node("latest", publish__overlay=False, publish__confidence=False)
     rgb = sample_rgb(96, 128)

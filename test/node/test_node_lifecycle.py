@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.lifecycle import LifecyclePublisher
+from rclpy.node import Node
 
-pytestmark = pytest.mark.ros
-
-from lifecycle_msgs.msg import State, Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from node_support import (  # noqa: E402
+from .node_support import (
     NS_PREFIX,
     Probe,
     Spinner,
@@ -19,8 +19,8 @@ from node_support import (  # noqa: E402
     node_overrides,
     sample_rgb,
 )
-from rclpy.lifecycle import LifecyclePublisher  # noqa: E402
-from rclpy.node import Node  # noqa: E402
+
+pytestmark = pytest.mark.ros
 
 STAMP = 1_690_000_000 * 10**9
 

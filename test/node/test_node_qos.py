@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from .node_support import LATCHED, OUTPUT_TYPES, make_camera_info, make_image, sample_rgb
 
 pytestmark = pytest.mark.ros
-
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from node_support import LATCHED, OUTPUT_TYPES, make_camera_info, make_image, sample_rgb  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
 
 STAMP = 1_720_000_000 * 10**9
 BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-pytestmark = pytest.mark.ros
-
-from node_support import (  # noqa: E402
+from .node_support import (
     NS_PREFIX,
     Probe,
     Spinner,
@@ -26,6 +24,8 @@ from node_support import (  # noqa: E402
     sample_rgb,
     stamp_of,
 )
+
+pytestmark = pytest.mark.ros
 
 H, W = 48, 64
 BASE_STAMP = 1_700_000_000 * 10**9

@@ -13,10 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from std_msgs.msg import String
 
-pytestmark = pytest.mark.ros
+from causal_tune_ros.classes import MAX_CLASS_FILE_BYTES, load_classes
+from causal_tune_ros.errors import ConfigError
+from causal_tune_ros.node.diagnostics import TEXT_LIMIT
 
-from node_support import (  # noqa: E402
+from .node_support import (
     NS_PREFIX,
     Probe,
     Spinner,
@@ -25,11 +28,8 @@ from node_support import (  # noqa: E402
     node_overrides,
     sample_rgb,
 )
-from std_msgs.msg import String  # noqa: E402
 
-from causal_tune_ros.classes import MAX_CLASS_FILE_BYTES, load_classes  # noqa: E402
-from causal_tune_ros.errors import ConfigError  # noqa: E402
-from causal_tune_ros.node.diagnostics import TEXT_LIMIT  # noqa: E402
+pytestmark = pytest.mark.ros
 
 SECRET = "hunter2-SECRET-TOKEN"
 STAMP = 1_730_000_000 * 10**9

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from std_msgs.msg import String
+
+from .node_support import image_array, make_image, sample_rgb
 
 pytestmark = pytest.mark.ros
-
-from node_support import image_array, make_image, sample_rgb  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
 
 STAMP = 1_650_000_000 * 10**9
 

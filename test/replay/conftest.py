@@ -21,22 +21,10 @@ from causal_tune_ros.replay.bag_io import (
     serialize,
 )
 
-#: Network input of the tiny test model: small multiples of 14 keep a frame at a few milliseconds.
-TINY_INPUT = (28, 42)
+from ..conftest import TINY_INPUT
+
 #: First stamp of the test bags.
 T0 = 1_700_000_000_000_000_000
-
-
-@pytest.fixture(scope="session")
-def tiny_pipeline(tiny_checkpoint: Path) -> Any:
-    """A :class:`SegmentationPipeline` on the eager backend of :func:`tiny_checkpoint`."""
-    from causal_tune_ros.backends import BackendSpec, create_backend
-    from causal_tune_ros.classes import load_classes
-    from causal_tune_ros.pipeline import SegmentationPipeline
-
-    backend = create_backend(BackendSpec(name="eager", checkpoint=tiny_checkpoint, input_size=TINY_INPUT))
-    backend.load()
-    return SegmentationPipeline(backend, load_classes())
 
 
 def make_image(index: int, height: int = 30, width: int = 40) -> np.ndarray:

@@ -14,9 +14,10 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from training_support import H, W, synthetic_train, tiny_model
 
 from causal_tune_ros import cli
+
+from .training_support import H, W, synthetic_train, tiny_model
 
 
 def _free_port() -> int:

@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from training_support import H, W, tiny_model
 
 from causal_tune_ros import cli
 from causal_tune_ros.band import Band, parse_band
@@ -32,6 +31,8 @@ from causal_tune_ros.training.evaluate import (
     write_tables,
 )
 from causal_tune_ros.training.trainer import build_model
+
+from .training_support import H, W, tiny_model
 
 NAMES = load_classes().names
 

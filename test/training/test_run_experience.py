@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from training_support import H, W, synthetic_train, tiny_model
 
 from causal_tune_ros import cli
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.model.checkpoint import save_checkpoint
 from causal_tune_ros.training.config import OptimConfig, config_from_dict, micro_batch_size
 from causal_tune_ros.training.trainer import CachedDataset, EtaEstimator, Trainer, build_model
+
+from .training_support import H, W, synthetic_train, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

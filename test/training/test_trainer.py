@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from training_support import H, W, synthetic_train, tiny_model
 
 from causal_tune_ros import cli
 from causal_tune_ros.errors import CheckpointError, ConfigError
@@ -30,6 +29,8 @@ from causal_tune_ros.training.trainer import (
     resolve_resume,
     trainable_state,
 )
+
+from .training_support import H, W, synthetic_train, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

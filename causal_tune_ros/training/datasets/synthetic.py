@@ -15,8 +15,9 @@ import numpy as np
 
 from causal_tune_ros.errors import DatasetError
 from causal_tune_ros.synthetic.scene import SceneGeometry, build_geometry
-from causal_tune_ros.synthetic.weather import CONDITIONS, render_weather
+from causal_tune_ros.synthetic.weather import render_weather
 from causal_tune_ros.training.datasets.acdc import parse_conditions
+from causal_tune_ros.weather.conditions import CONDITIONS
 
 _SPLITS = ("train", "val", "test")
 

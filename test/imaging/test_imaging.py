@@ -226,7 +226,7 @@ OPENCV_YUV = {
     "yuyv": cv2.COLOR_YUV2RGB_YUYV,
     "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,  # ROS's older name of YUYV
 }
-OPENCV_BAYER16 = {  # ROS names the top-left 2x2 block, OpenCV the second row: see imaging._BAYER_TO_RGB
+OPENCV_BAYER16 = {  # ROS names the top-left 2x2 block, OpenCV the second row: see imaging.raw._BAYER_TO_RGB
     "bayer_rggb16": cv2.COLOR_BayerBG2RGB,
     "bayer_bggr16": cv2.COLOR_BayerRG2RGB,
     "bayer_gbrg16": cv2.COLOR_BayerGR2RGB,

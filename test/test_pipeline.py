@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from backend_support import INPUT_SIZE, build_tiny_model
 
 from causal_tune_ros.backends import BackendSpec, create_backend
 from causal_tune_ros.backends.eager import EagerBackend
@@ -18,6 +17,13 @@ from causal_tune_ros.band import Band
 from causal_tune_ros.classes import ClassSet, load_classes
 from causal_tune_ros.errors import BackendError, ConfigError, ImageConversionError
 from causal_tune_ros.pipeline import SegmentationPipeline, max_probability, upsample_argmax
+
+from .backends.backend_support import INPUT_SIZE, build_tiny_model
+
+# The backend tests' fixtures: the tiny model of backend_support saved once, and two test images.
+from .backends.conftest import images as images
+from .backends.conftest import tiny_checkpoint as tiny_checkpoint
+from .backends.conftest import work_dir as work_dir
 
 
 @pytest.fixture(scope="module")

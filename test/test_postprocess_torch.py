@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from backend_support import INPUT_SIZE
 
 from causal_tune_ros.backends import BackendSpec, create_backend
 from causal_tune_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -18,6 +17,12 @@ from causal_tune_ros.errors import BackendError, ConfigError
 from causal_tune_ros.pipeline import SegmentationPipeline
 from causal_tune_ros.postprocess_torch import TorchPostprocessor
 from causal_tune_ros.upsampling import nearest_indices, upsample_argmax
+
+from .backends.backend_support import INPUT_SIZE
+
+# The backend tests' fixture: the tiny model of backend_support saved once.
+from .backends.conftest import tiny_checkpoint as tiny_checkpoint
+from .backends.conftest import work_dir as work_dir
 
 SIZES = [(37, 61), (90, 170), (241, 97), (14, 28)]  # up- and downsampling, odd sizes
 
