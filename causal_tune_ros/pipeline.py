@@ -137,7 +137,7 @@ class SegmentationPipeline:
 
     def describe(self) -> dict[str, Any]:
         """The backend's description plus the pipeline settings."""
-        info = dict(self.backend.describe())
+        info = self.backend.describe().as_dict()
         info.update(
             {
                 "classes": len(self.classes),

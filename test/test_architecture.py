@@ -7,7 +7,6 @@ import statement, including those inside functions, so a lazy import counts like
 from __future__ import annotations
 
 import ast
-import itertools
 import os
 import shutil
 import subprocess
@@ -22,17 +21,6 @@ from causal_tune_ros import cli
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "causal_tune_ros"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-
-#: Import cycles that exist on purpose until their fix is merged, as ``(importer, imported)`` edges: each
-#: edge whose removal breaks the cycle. An entry that no longer closes a cycle fails the test, so the list
-#: only shrinks. backends/export.py <-> the onnxruntime / TensorRT backends is being untangled in
-#: another branch (the one splitting backends/).
-KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("causal_tune_ros.backends.onnxruntime_backend", "causal_tune_ros.backends.export"),
-        ("causal_tune_ros.backends.tensorrt_backend", "causal_tune_ros.backends.export"),
-    }
-)
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -97,15 +85,7 @@ def test_no_import_cycles(graph: grimp.ImportGraph) -> None:
             cycle = _cycle_through(graph, module, imported)
             if cycle is not None:
                 cycles[(module, imported)] = cycle
-    unexpected = {edge: cycle for edge, cycle in cycles.items() if not _covered(cycle)}
-    assert unexpected == {}, "\n".join(" -> ".join(c) for c in unexpected.values())
-    stale = sorted(edge for edge in KNOWN_CYCLE_EDGES if edge not in cycles)
-    assert stale == [], f"fixed cycles still listed in KNOWN_CYCLE_EDGES: {stale}"
-
-
-def _covered(cycle: list[str]) -> bool:
-    """True if the cycle runs through one of the known edges."""
-    return any(edge in KNOWN_CYCLE_EDGES for edge in itertools.pairwise(cycle))
+    assert cycles == {}, "\n".join(" -> ".join(c) for c in cycles.values())
 
 
 def test_weights_code_never_imports_the_model_class(graph: grimp.ImportGraph) -> None:

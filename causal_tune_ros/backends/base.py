@@ -11,7 +11,7 @@ import abc
 import importlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,49 @@ class BackendSpec:
     def with_changes(self, **changes: Any) -> BackendSpec:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Facts about a backend for logs, diagnostics and run metadata (:meth:`Backend.describe`).
+
+    Attributes:
+        name: Backend name (``eager``, ``compiled``, ``onnxruntime``, ``tensorrt``).
+        device: Device in words (e.g. ``cuda (NVIDIA ...)``, ``cpu (2 threads)``).
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        input_size: Network input ``(H, W)``.
+        num_classes: Output classes (0 before loading).
+        artefact: Path of the file the backend runs, or ``None``.
+        versions: Library name -> version.
+        model_hash: Model hash from an artefact's sidecar (onnxruntime, tensorrt), else ``None``.
+        exporter: How an ONNX artefact was exported (from its sidecar), else ``None``.
+    """
+
+    name: str
+    device: str
+    precision: str
+    input_size: tuple[int, int]
+    num_classes: int
+    artefact: str | None
+    versions: dict[str, str | None] = field(default_factory=dict)
+    model_hash: str | None = None
+    exporter: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form: ``input_size`` a list; ``model_hash`` / ``exporter`` only when known."""
+        info: dict[str, Any] = {
+            "name": self.name,
+            "device": self.device,
+            "precision": self.precision,
+            "input_size": list(self.input_size),
+            "num_classes": self.num_classes,
+            "artefact": self.artefact,
+            "versions": dict(self.versions),
+        }
+        for key in ("model_hash", "exporter"):
+            if getattr(self, key) is not None:
+                info[key] = getattr(self, key)
+        return info
 
 
 def band_array(band: Band | Sequence[float] | np.ndarray) -> np.ndarray:
@@ -304,22 +347,17 @@ class Backend(abc.ABC):
             )
         return logits
 
-    def describe(self) -> dict[str, Any]:
-        """Facts for logs and diagnostics.
-
-        Returns:
-            ``name``, ``device``, ``precision``, ``input_size`` ([H, W]), ``num_classes``, ``artefact``
-            (path or None) and ``versions`` (library -> version).
-        """
-        return {
-            "name": self.name,
-            "device": self._device_name(),
-            "precision": self.spec.precision,
-            "input_size": list(self.input_size),
-            "num_classes": self.num_classes,
-            "artefact": None if self.artefact is None else str(self.artefact),
-            "versions": self._versions(),
-        }
+    def describe(self) -> BackendInfo:
+        """Facts for logs and diagnostics (``describe().as_dict()`` for JSON)."""
+        return BackendInfo(
+            name=self.name,
+            device=self._device_name(),
+            precision=self.spec.precision,
+            input_size=(int(self.input_size[0]), int(self.input_size[1])),
+            num_classes=self.num_classes,
+            artefact=None if self.artefact is None else str(self.artefact),
+            versions=self._versions(),
+        )
 
     def close(self) -> None:
         """Release sessions, engines and device memory; the backend can be loaded again afterwards."""

@@ -17,124 +17,46 @@ Trust: a sidecar only says what a file claims to be; whoever can write the folde
   holds its path with the same artefact and sidecar digests; a planted or swapped file is stale and is
   rebuilt. An artefact named explicitly (``BackendSpec.artefact``) is refused when it differs from its
   record, and used with a warning when it has none (the user vouches for a file they name).
+
+File checks and digests live in :mod:`.files`, the trust index in :mod:`.trust`; their public names are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import os
-import stat as stat_mode
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from causal_tune_ros import __version__
+from causal_tune_ros.backends.files import (
+    CACHE_ENV,
+    FILE_MODE,
+    UntrustedArtefactError,
+    atomic_write_bytes,
+    check_permissions,
+    file_digest,
+    model_hash,
+    private_dir,
+    sidecar_path,
+)
+from causal_tune_ros.backends.trust import (
+    TRUST_INDEX_NAME,
+    TRUST_INDEX_VERSION,
+    record_trusted,
+    trust_index_path,
+    trusted_record,
+)
 from causal_tune_ros.errors import BackendError
 
 #: Bumped when the sidecar layout changes; older sidecars are then stale.
 SIDECAR_VERSION = 1
-#: Environment variable overriding the default cache folder.
-CACHE_ENV = "CAUSAL_TUNE_CACHE"
-
-#: File name of the per-user trust index (under :func:`trust_index_path`'s folder).
-TRUST_INDEX_NAME = "trusted_artefacts.json"
-#: Bumped when the trust index layout changes; an index of another version is ignored (all stale).
-TRUST_INDEX_VERSION = 1
-
-_CHUNK = 1 << 22
-#: Artefacts are readable by others (mkstemp would leave them 0600), never writable by them.
-_FILE_MODE = 0o644
-#: Mode of the folders this module creates (cache root, trust index folder).
-_PRIVATE_DIR_MODE = 0o700
-_digest_memo: dict[tuple[str, int, int], str] = {}
 _LOGGER = logging.getLogger("causal_tune_ros.backends")
-
-
-class UntrustedArtefactError(BackendError):
-    """A cache folder, artefact, sidecar or trust index whose owner or permissions let others change it."""
-
-
-def _current_uid() -> int | None:
-    getuid = getattr(os, "geteuid", None)
-    return None if getuid is None else int(getuid())
-
-
-def check_permissions(path: str | Path, what: str, *, allow_sticky: bool = False) -> None:
-    """Refuse a file or folder another user could have written.
-
-    Accepted: owned by the current user or root, and not writable by group or others. With
-    ``allow_sticky`` a folder writable by others is accepted when it has the sticky bit (like ``/tmp``:
-    only a file's owner may rename or delete it there). No check where the OS has no user ids.
-
-    Args:
-        path: An existing file or folder (symlinks are followed).
-        what: What it is, for the message (``"cache folder"``, ``"artefact"``, ...).
-        allow_sticky: See above.
-
-    Raises:
-        UntrustedArtefactError: Saying who owns it or who may write it, and the command that fixes it.
-        BackendError: If it cannot be examined.
-    """
-    uid = _current_uid()
-    if uid is None:
-        return
-    path = Path(path)
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise BackendError(f"cannot examine {what} {path}: {exc}") from exc
-    if info.st_uid not in (uid, 0):
-        raise UntrustedArtefactError(
-            f"{what} {path} is owned by uid {info.st_uid}, not by you (uid {uid}) or root, so it is not "
-            f"used: remove it, point {CACHE_ENV} (or engine.cache_dir) at a folder you own, or, if you "
-            f"trust it, `chown {uid} {path}`"
-        )
-    writable = info.st_mode & (stat_mode.S_IWGRP | stat_mode.S_IWOTH)
-    is_dir = stat_mode.S_ISDIR(info.st_mode)
-    if writable and not (allow_sticky and is_dir and info.st_mode & stat_mode.S_ISVTX):
-        who = " and ".join(
-            name
-            for bit, name in ((stat_mode.S_IWGRP, "group"), (stat_mode.S_IWOTH, "others"))
-            if info.st_mode & bit
-        )
-        fix = f"chmod 700 {path}" if is_dir else f"chmod go-w {path}"
-        raise UntrustedArtefactError(
-            f"{what} {path} is writable by {who} (mode {stat_mode.S_IMODE(info.st_mode):04o}): anyone who "
-            f"can write it could plant a graph or program that runs here. Fix the permissions: {fix}"
-        )
-
-
-def private_dir(path: str | Path, what: str = "cache folder") -> Path:
-    """Create a folder only its owner can write (mode 0700 when created here) and check an existing one.
-
-    Args:
-        path: The folder; missing parents are created with the default mode.
-        what: What it is, for messages.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        UntrustedArtefactError: If it exists with another owner or is writable by group/others.
-        BackendError: If it cannot be created.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.mkdir(mode=_PRIVATE_DIR_MODE)
-            os.chmod(path, _PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
-        except FileExistsError:
-            pass  # created concurrently: checked below like any existing folder
-        except OSError as exc:
-            raise BackendError(f"cannot create {what} {path}: {exc}") from exc
-    check_permissions(path, what)
-    return path
 
 
 def default_cache_dir() -> Path:
@@ -143,84 +65,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "causal_tune_ros"
-
-
-def sidecar_path(artefact: str | Path) -> Path:
-    """The sidecar of an artefact: the artefact's path with ``.json`` appended."""
-    artefact = Path(artefact)
-    return artefact.with_name(artefact.name + ".json")
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file (memoised on path, size and modification time: big weights hash once per run).
-
-    Raises:
-        BackendError: If the file cannot be read.
-    """
-    path = Path(path)
-    try:
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key in _digest_memo:
-            return _digest_memo[key]
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-    except OSError as exc:
-        raise BackendError(f"cannot read {path}: {exc}") from exc
-    _digest_memo[key] = digest.hexdigest()
-    return _digest_memo[key]
-
-
-def _weight_files(path: Path) -> list[Path]:
-    """The files that define a weights path: the file itself, or a folder's JSON + weight files."""
-    if path.is_dir():
-        files = sorted(
-            p for p in path.iterdir() if p.is_file() and p.suffix in {".json", ".safetensors", ".pth"}
-        )
-        if not files:
-            raise BackendError(f"weights folder {path} holds no .json/.safetensors/.pth file")
-        return files
-    if not path.is_file():
-        raise BackendError(f"weights file {path} does not exist")
-    return [path]
-
-
-def model_hash(checkpoint: str | Path, backbone: str | Path | None = None) -> str:
-    """Identity of a model: sha256 over the digests of the checkpoint and backbone files.
-
-    Args:
-        checkpoint: Causal-Tune checkpoint file.
-        backbone: Backbone weights file or Hugging Face folder; ``None`` when embedded in the checkpoint.
-
-    Returns:
-        64 hex digits; the same files always give the same hash wherever they lie.
-
-    Raises:
-        BackendError: If a file is missing or unreadable.
-    """
-    paths = [Path(checkpoint)] + ([] if backbone is None else [Path(backbone)])
-    combined = hashlib.sha256()
-    for role, path in zip(("checkpoint", "backbone"), paths, strict=False):
-        for file in _weight_files(path):
-            combined.update(f"{role}:{file.name if path.is_dir() else ''}:{file_digest(file)}\n".encode())
-    return combined.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def temporary_path(final: str | Path) -> Path:
@@ -264,7 +108,7 @@ def publish(tmp: str | Path, final: str | Path, metadata: Mapping[str, Any]) -> 
         with open(tmp, "rb") as handle:  # on disk before the rename makes it visible
             os.fsync(handle.fileno())
         sidecar_path(final).unlink(missing_ok=True)  # an old sidecar must never describe the new file
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, final)
         write_sidecar(final, metadata)
     except OSError as exc:
@@ -296,7 +140,7 @@ def write_sidecar(artefact: str | Path, metadata: Mapping[str, Any]) -> Path:
     content.setdefault("causal_tune_ros", __version__)
     content.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     path = sidecar_path(artefact)
-    _atomic_write_bytes(path, (json.dumps(content, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(content, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 
@@ -325,96 +169,6 @@ def _normalise(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_normalise(v) for v in value]
     return value
-
-
-# ---------------------------------------------------------------------------------------------- trust index
-
-
-def trust_index_path() -> Path:
-    """The per-user trust index: ``$XDG_STATE_HOME/causal_tune_ros/trusted_artefacts.json``, else
-    ``~/.local/state/causal_tune_ros/trusted_artefacts.json``; never inside a cache folder it describes."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base).expanduser() / "causal_tune_ros" / TRUST_INDEX_NAME
-
-
-def _index_key(artefact: Path) -> str:
-    return os.path.realpath(artefact)
-
-
-@contextlib.contextmanager
-def _index_lock(index: Path) -> Iterator[None]:
-    """Serialise read-modify-write of the index between processes (POSIX advisory lock)."""
-    try:
-        import fcntl
-    except ImportError:  # no POSIX locks: last writer wins, an entry lost is only a rebuild
-        yield
-        return
-    lock = index.with_name(index.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _read_index(index: Path) -> dict[str, dict[str, Any]]:
-    """The index's entries; ``{}`` when it is missing or unreadable (every artefact is then stale)."""
-    if not index.exists():
-        return {}
-    check_permissions(index.parent, "trust index folder")
-    check_permissions(index, "trust index")
-    try:
-        content = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        _LOGGER.warning("ignoring unreadable trust index %s (%s): cached artefacts are rebuilt", index, exc)
-        return {}
-    if not isinstance(content, dict) or content.get("version") != TRUST_INDEX_VERSION:
-        return {}
-    entries = content.get("artefacts")
-    return {k: v for k, v in entries.items() if isinstance(v, dict)} if isinstance(entries, dict) else {}
-
-
-def trusted_record(artefact: str | Path) -> dict[str, Any] | None:
-    """The trust index's record of an artefact (``sha256``, ``bytes``, ``sidecar_sha256``), or ``None``.
-
-    Raises:
-        UntrustedArtefactError: If the index or its folder is not yours or is writable by others.
-    """
-    return _read_index(trust_index_path()).get(_index_key(Path(artefact)))
-
-
-def record_trusted(artefact: str | Path) -> None:
-    """Record an artefact and its sidecar, as they are now, in the per-user trust index.
-
-    Call it only for files this user built (:func:`publish` does) or has checked. Entries of files that
-    no longer exist are dropped on the way.
-
-    Raises:
-        UntrustedArtefactError: If the index or its folder is not yours or is writable by others.
-        BackendError: If the artefact, its sidecar or the index cannot be read or written.
-    """
-    artefact = Path(artefact)
-    try:
-        record = {
-            "sha256": file_digest(artefact),
-            "bytes": artefact.stat().st_size,
-            "sidecar_sha256": file_digest(sidecar_path(artefact)),
-        }
-    except OSError as exc:
-        raise BackendError(f"cannot record {artefact} in the trust index: {exc}") from exc
-    index = trust_index_path()
-    private_dir(index.parent, "trust index folder")
-    try:
-        with _index_lock(index):
-            entries = _read_index(index)
-            entries = {key: value for key, value in entries.items() if os.path.exists(key)}
-            entries[_index_key(artefact)] = record
-            document = {"version": TRUST_INDEX_VERSION, "artefacts": entries}
-            _atomic_write_bytes(index, (json.dumps(document, indent=1, sort_keys=True) + "\n").encode())
-            os.chmod(index, 0o600)
-    except OSError as exc:
-        raise BackendError(f"cannot update the trust index {index}: {exc}") from exc
 
 
 def check_location(artefact: str | Path) -> None:
@@ -585,3 +339,29 @@ class ArtefactCache:
         self.prepare()
         ok, reason = is_valid(path, expected)
         return (path if ok else None), reason
+
+
+__all__ = [
+    "CACHE_ENV",
+    "SIDECAR_VERSION",
+    "TRUST_INDEX_NAME",
+    "TRUST_INDEX_VERSION",
+    "ArtefactCache",
+    "UntrustedArtefactError",
+    "check_location",
+    "check_named_artefact",
+    "check_permissions",
+    "default_cache_dir",
+    "file_digest",
+    "is_valid",
+    "model_hash",
+    "private_dir",
+    "publish",
+    "read_sidecar",
+    "record_trusted",
+    "sidecar_path",
+    "temporary_path",
+    "trust_index_path",
+    "trusted_record",
+    "write_sidecar",
+]

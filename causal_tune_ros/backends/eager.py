@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from causal_tune_ros.backends.base import LOGGER, Backend, BackendSpec, library_version
+from causal_tune_ros.backends.segmenter import load_segmenter
 from causal_tune_ros.errors import BackendError
 
 
@@ -55,8 +56,6 @@ class EagerBackend(Backend):
         if model is None:
             if spec.checkpoint is None:
                 raise BackendError("the eager backend needs a checkpoint (or a model)")
-            from causal_tune_ros.backends.export import load_segmenter
-
             model = load_segmenter(spec.checkpoint, spec.backbone)
             self.artefact = spec.checkpoint
         self._device = torch.device(spec.device)

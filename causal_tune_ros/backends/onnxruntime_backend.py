@@ -9,12 +9,14 @@ recorded digest is a :class:`~causal_tune_ros.errors.BackendError`, never a sile
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from causal_tune_ros.backends.base import LOGGER, Backend, BackendSpec, library_version
+from causal_tune_ros.backends import onnx_export
+from causal_tune_ros.backends.base import LOGGER, Backend, BackendInfo, BackendSpec, library_version
 from causal_tune_ros.backends.cache import (
     ArtefactCache,
     check_named_artefact,
@@ -154,19 +156,21 @@ class OnnxRuntimeBackend(Backend):
             return spec.artefact
         if spec.checkpoint is None:
             raise BackendError("the onnxruntime backend needs an ONNX artefact or a checkpoint to export one")
-        from causal_tune_ros.backends.export import DEFAULT_OPSET, export_artefact
-
         cache = ArtefactCache(spec.cache_dir)
         path = cache.path_for(
-            expected["model_hash"], spec.input_size, spec.precision, "onnx", f"opset{DEFAULT_OPSET}"
+            expected["model_hash"],
+            spec.input_size,
+            spec.precision,
+            "onnx",
+            f"opset{onnx_export.DEFAULT_OPSET}",
         )
         found, reason = cache.lookup(path, expected)
         if found is not None and not spec.force_rebuild:
             return path
         why = "forced rebuild" if spec.force_rebuild else reason
         LOGGER.warning("exporting ONNX graph (%s), cache: %s", why, path)
-        return export_artefact(
-            spec.checkpoint, path, spec.input_size, "onnx", spec.precision, backbone=spec.backbone
+        return onnx_export.export_checkpoint_onnx(
+            spec.checkpoint, path, spec.input_size, spec.precision, backbone=spec.backbone
         )
 
     def load(self) -> None:
@@ -217,12 +221,11 @@ class OnnxRuntimeBackend(Backend):
             return self.spec.device
         return f"{self.spec.device} ({self._session.get_providers()[0]}, {os.cpu_count()} cpus)"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> BackendInfo:
         """See :meth:`Backend.describe`; adds ``model_hash`` and ``exporter`` from the sidecar."""
-        info = super().describe()
-        info["model_hash"] = self._meta.get("model_hash")
-        info["exporter"] = self._meta.get("exporter")
-        return info
+        return replace(
+            super().describe(), model_hash=self._meta.get("model_hash"), exporter=self._meta.get("exporter")
+        )
 
     def close(self) -> None:
         """Drop the session."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 from causal_tune_ros.backends.base import (
     LOGGER,
     Backend,
+    BackendInfo,
     BackendSpec,
     fp32_io_wrapper,
     library_version,
@@ -36,6 +38,7 @@ from causal_tune_ros.backends.cache import (
     read_sidecar,
     temporary_path,
 )
+from causal_tune_ros.backends.segmenter import load_segmenter, source_metadata
 from causal_tune_ros.errors import BackendError, ConfigError
 
 #: Precisions the TensorRT path builds (int8 would need calibration data: not offered).
@@ -212,13 +215,8 @@ class TensorRTBackend(Backend):
             LOGGER.info("using cached TensorRT program %s", path)
             return path
         LOGGER.warning("TensorRT cache miss (%s)", "forced rebuild" if spec.force_rebuild else reason)
-        from causal_tune_ros.backends.export import load_segmenter
-
         model = load_segmenter(spec.checkpoint, spec.backbone)
-        meta = {
-            "checkpoint": spec.checkpoint.name,
-            "backbone": None if spec.backbone is None else spec.backbone.name,
-        }
+        meta = source_metadata(spec.checkpoint, spec.backbone)
         return build_tensorrt(
             model, path, spec.input_size, spec.precision, model_id=expected["model_hash"], metadata=meta
         )
@@ -283,11 +281,9 @@ class TensorRTBackend(Backend):
     def _device_name(self) -> str:
         return str(self._meta.get("gpu") or self.spec.device)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> BackendInfo:
         """See :meth:`Backend.describe`; adds ``model_hash`` from the sidecar."""
-        info = super().describe()
-        info["model_hash"] = self._meta.get("model_hash")
-        return info
+        return replace(super().describe(), model_hash=self._meta.get("model_hash"))
 
     def close(self) -> None:
         """Drop the program and its GPU memory."""

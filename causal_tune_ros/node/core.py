@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
@@ -30,7 +29,7 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
-from causal_tune_ros.backends import Backend, load_backend_with_fallback
+from causal_tune_ros.backends import Backend, BackendInfo, load_backend_with_fallback
 from causal_tune_ros.errors import ConfigError
 from causal_tune_ros.node.batching import CameraBatcher
 from causal_tune_ros.node.diagnostics import ErrorThrottle, NodeStats, build_status, clip_text
@@ -83,7 +82,7 @@ class SegmentationCore:
         self._processor = FrameProcessor(self)
         self._batcher: CameraBatcher[ImageMessage] | None = None
         self.pipeline: SegmentationPipeline | None = None
-        self.backend_info: dict[str, Any] = {}
+        self.backend_info: BackendInfo | None = None
         self.warnings: list[str] = []
         self.model_loads = 0
         self.outputs: Outputs | None = None
@@ -130,11 +129,10 @@ class SegmentationCore:
             )
         self.pipeline = self._build_pipeline(backend, s)
         self.model_loads += 1
-        self.backend_info = backend.describe()
-        info = self.backend_info
+        self.backend_info = info = backend.describe()
         self.log.info(
-            f"model ready: {info['name']} on {info['device']} ({info['precision']}), input "
-            f"{info['input_size'][0]}x{info['input_size'][1]}, {info['num_classes']} classes"
+            f"model ready: {info.name} on {info.device} ({info.precision}), input "
+            f"{info.input_size[0]}x{info.input_size[1]}, {info.num_classes} classes"
         )
         # Publishers exist from configure on (lifecycle publishers send only while active); the latched
         # ~/weather and /diagnostics report while inactive too.
@@ -212,7 +210,7 @@ class SegmentationCore:
             if close is not None:
                 close()
             self.pipeline = None
-        self.backend_info = {}
+        self.backend_info = None
         self.warnings = []
         for stream in self.streams:
             stream.camera_info = None
@@ -319,11 +317,11 @@ class SegmentationCore:
         condition = self.weather.current
         band = s.band_for(condition)
         info = self.backend_info
-        size = info.get("input_size") or ["?", "?"]
+        size = info.input_size if info is not None else ("?", "?")
         values = {
-            "backend": str(info.get("name", "not loaded")),
-            "device": str(info.get("device", "")),
-            "precision": str(info.get("precision", "")),
+            "backend": info.name if info is not None else "not loaded",
+            "device": info.device if info is not None else "",
+            "precision": info.precision if info is not None else "",
             "model_input": f"{size[0]}x{size[1]}",
             "model_loads": str(self.model_loads),
             "condition": condition,
@@ -351,7 +349,7 @@ class SegmentationCore:
         from diagnostic_msgs.msg import DiagnosticArray
 
         name = self.node.get_fully_qualified_name()
-        device = str(self.backend_info.get("device", ""))
+        device = self.backend_info.device if self.backend_info is not None else ""
         batcher, worker = self._batcher, self._worker
         if batcher is not None:
             dropped = sum(batcher.dropped)

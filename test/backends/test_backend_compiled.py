@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from backend_support import INPUT_SIZE, build_tiny_model
 
 from causal_tune_ros.backends import BACKEND_NAMES, BackendSpec, create_backend, load_backend_with_fallback
 from causal_tune_ros.backends.compiled import CompiledBackend
 from causal_tune_ros.backends.eager import EagerBackend
 from causal_tune_ros.band import Band
 from causal_tune_ros.errors import BackendError
+
+from .backend_support import INPUT_SIZE, build_tiny_model
 
 
 class CompileCounter:
@@ -53,7 +54,7 @@ def test_band_changes_do_not_recompile(images: np.ndarray) -> None:
     for band in (Band(), Band(0.1, 0.5)):
         assert backend.infer(images, band).shape[0] == 2
     assert len(counter.graphs) == 2  # batch 2: its own static-shape graph, once
-    assert backend.describe()["name"] == "compiled"
+    assert backend.describe().name == "compiled"
 
 
 def test_compiled_is_a_backend_name_and_a_failed_compile_falls_back(tiny_checkpoint: Path) -> None:
@@ -73,7 +74,7 @@ def test_compiled_is_a_backend_name_and_a_failed_compile_falls_back(tiny_checkpo
 
 
 def test_node_parameter_and_cli_offer_the_same_backend_names() -> None:
-    from causal_tune_ros.node.parameters import BACKENDS
+    from causal_tune_ros.node.parameters.table import BACKENDS
     from causal_tune_ros.replay.command import add_arguments
 
     assert BACKENDS == BACKEND_NAMES

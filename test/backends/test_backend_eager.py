@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,9 @@ def test_eager_matches_model_and_reports(tiny_checkpoint: Path, images: np.ndarr
         want = build_tiny_model()(torch.from_numpy(images), torch.tensor([0.2, 0.7])).numpy()
     np.testing.assert_allclose(logits, want, rtol=0, atol=1e-5)
     info = backend.describe()
-    assert info["name"] == "eager" and info["num_classes"] == 19
-    assert info["input_size"] == list(INPUT_SIZE) and info["versions"]["torch"] == torch.__version__
-    assert info["artefact"] == str(tiny_checkpoint)
+    assert info.name == "eager" and info.num_classes == 19
+    assert info.input_size == INPUT_SIZE and info.versions["torch"] == torch.__version__
+    assert info.artefact == str(tiny_checkpoint)
 
 
 def test_band_is_a_runtime_input(tiny_checkpoint: Path, images: np.ndarray) -> None:
@@ -121,3 +122,22 @@ def test_eager_cuda_fp16_close_to_fp32(tiny_checkpoint: Path, images: np.ndarray
     cuda16 = create_backend(spec.with_changes(precision="fp16")).infer(images, Band())
     np.testing.assert_allclose(cuda32, fp32, atol=1e-3)
     assert (cuda16.argmax(1) == fp32.argmax(1)).mean() > 0.98
+
+
+def test_describe_is_typed_and_keeps_its_json_form() -> None:
+    from causal_tune_ros.backends import BackendInfo
+
+    backend = create_backend("eager", input_size=(28, 56))
+    info = backend.describe()
+    assert isinstance(info, BackendInfo)
+    assert info.name == "eager" and info.input_size == (28, 56) and info.precision == "fp32"
+    assert info.as_dict() == {
+        "name": "eager",
+        "device": info.device,
+        "precision": "fp32",
+        "input_size": [28, 56],
+        "num_classes": 0,
+        "artefact": None,
+        "versions": info.versions,
+    }
+    json.dumps(info.as_dict())  # JSON-able as the node diagnostics and fleet metadata use it

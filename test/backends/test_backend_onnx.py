@@ -15,7 +15,7 @@ import onnx
 import pytest
 import torch
 
-import causal_tune_ros.backends.export as export
+import causal_tune_ros.backends.onnx_export as onnx_export
 from causal_tune_ros.backends import BackendSpec, create_backend
 from causal_tune_ros.backends.cache import (
     ArtefactCache,
@@ -59,8 +59,9 @@ def test_onnxruntime_equals_eager_for_two_bands(
         outputs.append(got)
     assert np.abs(outputs[0] - outputs[1]).max() > 1e-3, "the band must change the ONNX graph's output"
     info = backend.describe()
-    assert info["name"] == "onnxruntime" and info["num_classes"] == 19 and info["precision"] == "fp32"
-    assert info["artefact"] == str(onnx_fp32) and info["versions"]["onnxruntime"]
+    assert info.name == "onnxruntime" and info.num_classes == 19 and info.precision == "fp32"
+    assert info.artefact == str(onnx_fp32) and info.versions["onnxruntime"]
+    assert info.model_hash and info.as_dict()["exporter"] == info.exporter and info.exporter
 
 
 def test_graph_contract_and_sidecar(onnx_fp32: Path) -> None:
@@ -92,7 +93,7 @@ def test_round_trip_in_a_fresh_process(eager, onnx_fp32: Path, images, tmp_path:
         out = backend.infer(np.load({str(tmp_path / "images.npy")!r}), (0.05, 0.3))
         np.save({str(tmp_path / "out.npy")!r}, out)
         torch_code = "causal_tune_ros.model.causal_tune" in sys.modules or "torch" in sys.modules
-        print("loaded:", torch_code, backend.describe()["num_classes"])
+        print("loaded:", torch_code, backend.describe().num_classes)
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -147,7 +148,7 @@ def test_valid_cache_entry_is_reused(
     def no_export(*args, **kwargs):
         raise AssertionError("a valid cache entry must be reused, not re-exported")
 
-    monkeypatch.setattr(export, "export_artefact", no_export)
+    monkeypatch.setattr(onnx_export, "export_checkpoint_onnx", no_export)
     backend = create_backend(spec)
     backend.load()
     assert backend.artefact == entry

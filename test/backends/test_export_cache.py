@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import causal_tune_ros.backends.export as export
+import causal_tune_ros.backends.onnx_export as onnx_export
 from causal_tune_ros.backends import BackendSpec, create_backend, load_backend_with_fallback
 from causal_tune_ros.backends.cache import (
     ArtefactCache,
@@ -248,7 +248,7 @@ def test_forged_cache_entry_with_recomputed_sidecar_is_rebuilt_not_run(
         meta = {k: v for k, v in read_sidecar(onnx_fp32).items() if not k.startswith("artefact")}
         return publish(tmp, output, meta)
 
-    monkeypatch.setattr(export, "export_artefact", export_copy)
+    monkeypatch.setattr(onnx_export, "export_checkpoint_onnx", export_copy)
     cache = tmp_path / "cache"
     spec = BackendSpec(name="onnxruntime", checkpoint=tiny_checkpoint, input_size=INPUT_SIZE, cache_dir=cache)
     entry = ArtefactCache(cache).path_for(

@@ -18,7 +18,11 @@ from causal_tune_ros.pipeline import SegmentationPipeline
 from causal_tune_ros.postprocess_torch import TorchPostprocessor
 from causal_tune_ros.upsampling import nearest_indices, upsample_argmax
 
-from .backend_support import INPUT_SIZE
+from .backends.backend_support import INPUT_SIZE
+
+# The backend tests' fixture: the tiny model of backend_support saved once.
+from .backends.conftest import tiny_checkpoint as tiny_checkpoint
+from .backends.conftest import work_dir as work_dir
 
 SIZES = [(37, 61), (90, 170), (241, 97), (14, 28)]  # up- and downsampling, odd sizes
 
