@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "synth": "causal_tune_ros.synthetic.command",
     "train": "causal_tune_ros.training.train_command",
     "eval": "causal_tune_ros.training.eval_command",
+    "pretrain": "causal_tune_ros.pretrain.command",
     "export": "causal_tune_ros.backends.export_command",
     "fleet": "causal_tune_ros.fleet.command",
 }
