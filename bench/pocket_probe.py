@@ -8,6 +8,10 @@ conditions and on the demo's frames (scene seeds 100.., as ``causal-tune demo`` 
 
     python bench/pocket_probe.py models/pocket/pocket_vit.safetensors
     python bench/pocket_probe.py random:192,6,3      # a random-init backbone (width, depth, heads)
+    python bench/pocket_probe.py --time models/pocket/pocket_vit.safetensors   # CPU ms per frame only
+
+``--time`` (run it on a quiet machine) prints the CPU time per 168 x 336 frame of the backbone alone and of
+the Causal-Tune segmenter of ``config/train/synthetic_small.yaml`` built on it (one thread), then stops.
 
 Rendered scenes are cached in ``--cache`` (npz) so several backbones are probed on the same pixels.
 """
@@ -90,11 +94,13 @@ def half_labels(labels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(labels[:, ::2, ::2].astype(np.int64))
 
 
-def logits_of(lin: torch.nn.Conv2d, f: torch.Tensor) -> torch.Tensor:
+def logits_of(lin: torch.nn.Module, f: torch.Tensor) -> torch.Tensor:
     return F.interpolate(lin(f.float()), size=(H // 2, W // 2), mode="bilinear", align_corners=False)
 
 
-def probe(spec: str, sets: dict[str, np.ndarray], steps: int, seed: int = 0) -> dict[str, dict[str, float]]:
+def probe(
+    spec: str, sets: dict[str, np.ndarray], steps: int, seed: int = 0, heads: tuple[str, ...] = ("linear",)
+) -> dict[str, dict[str, float]]:
     backbone = load_backbone(spec)
     net = PretrainNet(backbone, ObjectiveWeights()).eval()
     t = time.perf_counter()
@@ -103,33 +109,64 @@ def probe(spec: str, sets: dict[str, np.ndarray], steps: int, seed: int = 0) -> 
     fd = features(net, sets["demo_img"])
     print(f"probe: features in {time.perf_counter() - t:.0f} s ({ft.shape[1]} channels)")
     yt = half_labels(sets["train_lbl"])
-    torch.manual_seed(seed)
-    lin = torch.nn.Conv2d(ft.shape[1], NUM_CLASSES, 1)
-    opt = torch.optim.AdamW(lin.parameters(), lr=3e-3, weight_decay=1e-4)
-    g = torch.Generator().manual_seed(seed)
-    for step in range(steps):
-        idx = torch.randint(0, len(ft), (16,), generator=g)
-        loss = F.cross_entropy(logits_of(lin, ft[idx]), yt[idx], ignore_index=255)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        for group in opt.param_groups:
-            group["lr"] = 3e-3 * (1 - (step + 1) / steps) ** 0.9
     results: dict[str, dict[str, float]] = {}
-    with torch.no_grad():
-        for name, f, lbl, cond in (
-            ("val", fv, sets["val_lbl"], sets["val_cond"]),
-            ("demo", fd, sets["demo_lbl"], sets["demo_cond"]),
-        ):
-            pred = torch.cat([logits_of(lin, f[i : i + 32]).argmax(1) for i in range(0, len(f), 32)])
-            y = half_labels(lbl)
-            row = {}
-            for c in CONDITIONS:
-                sel = torch.from_numpy(cond == c)
-                row[c] = 100 * ConfusionMatrix(NUM_CLASSES).update(pred[sel], y[sel]).miou()
-            row["adverse"] = float(np.mean([row[c] for c in CONDITIONS if c != "clear"]))
-            results[name] = {k: round(v, 1) for k, v in row.items()}
+    for head in heads:
+        torch.manual_seed(seed)
+        c = ft.shape[1]
+        if head == "linear":
+            lin: torch.nn.Module = torch.nn.Conv2d(c, NUM_CLASSES, 1)
+        else:  # a small non-linear head: 1x1 MLP with 256 hidden channels
+            lin = torch.nn.Sequential(
+                torch.nn.Conv2d(c, 256, 1), torch.nn.GELU(), torch.nn.Conv2d(256, NUM_CLASSES, 1)
+            )
+        opt = torch.optim.AdamW(lin.parameters(), lr=3e-3, weight_decay=1e-4)
+        g = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            idx = torch.randint(0, len(ft), (16,), generator=g)
+            loss = F.cross_entropy(logits_of(lin, ft[idx]), yt[idx], ignore_index=255)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            for group in opt.param_groups:
+                group["lr"] = 3e-3 * (1 - (step + 1) / steps) ** 0.9
+        with torch.no_grad():
+            for name, f, lbl, cond in (
+                ("val", fv, sets["val_lbl"], sets["val_cond"]),
+                ("demo", fd, sets["demo_lbl"], sets["demo_cond"]),
+            ):
+                pred = torch.cat([logits_of(lin, f[i : i + 32]).argmax(1) for i in range(0, len(f), 32)])
+                y = half_labels(lbl)
+                row = {}
+                for cnd in CONDITIONS:
+                    sel = torch.from_numpy(cond == cnd)
+                    row[cnd] = 100 * ConfusionMatrix(NUM_CLASSES).update(pred[sel], y[sel]).miou()
+                row["adverse"] = float(np.mean([row[c] for c in CONDITIONS if c != "clear"]))
+                key = name if head == "linear" else f"{name}/{head}"
+                results[key] = {k: round(v, 1) for k, v in row.items()}
     return results
+
+
+def time_frames(spec: str, frames: int = 20) -> None:
+    """Print CPU ms per 168 x 336 frame (batch 1, one thread): the backbone, then a segmenter on it."""
+    torch.set_num_threads(1)  # thread_time counts this thread only
+    from causal_tune_ros.training.config import load_train_config
+    from causal_tune_ros.training.trainer import build_model
+
+    overrides = ["model.backbone.overrides={}", f"model.backbone.weights={spec}"]
+    model = build_model(load_train_config("config/train/synthetic_small.yaml", overrides).model, NUM_CLASSES)
+    model.eval()
+    x = torch.rand(1, 3, H, W)
+    band = torch.tensor([0.2, 0.7])
+    norm = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    ).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        for name, fn in (("backbone", lambda: model.backbone(norm)), ("segmenter", lambda: model(x, band))):
+            fn()
+            t = time.thread_time()
+            for _ in range(frames):
+                fn()
+            print(f"{spec} {name}: {1000 * (time.thread_time() - t) / frames:.1f} CPU ms per frame")
 
 
 def main() -> None:
@@ -143,12 +180,18 @@ def main() -> None:
     parser.add_argument("--train-scenes", type=int, default=300)
     parser.add_argument("--val-scenes", type=int, default=20, help="per condition")
     parser.add_argument("--steps", type=int, default=600, help="probe optimiser steps")
+    parser.add_argument("--heads", default="linear", help="probe heads, comma-separated: linear, mlp")
     parser.add_argument("--json", default=None, help="append results as JSON lines here")
+    parser.add_argument("--time", action="store_true", help="only time inference per frame (quiet machine)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.time:
+        for spec in args.backbones:
+            time_frames(spec)
+        return
     sets = render_sets(Path(args.cache), args.train_scenes, args.val_scenes)
     for spec in args.backbones:
-        res = probe(spec, sets, args.steps)
+        res = probe(spec, sets, args.steps, heads=tuple(args.heads.split(",")))
         for name, row in res.items():
             cells = " ".join(f"{k} {v:5.1f}" for k, v in row.items())
             print(f"{spec} [{name}] {cells}")
