@@ -31,7 +31,9 @@ setup(
         _share("config", "*.xml"),
         _share("config/rviz", "*.rviz"),
         _share("config/train", "*.yaml"),
+        _share("config/pretrain", "*.yaml"),
         _share("models/demo"),
+        _share("models/pocket"),
     ],
     install_requires=[
         "torch>=2.1,<3",

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "causal_tune_ros.training.train_command",
     "eval": "causal_tune_ros.training.eval_command",
     "calibrate": "causal_tune_ros.training.calibrate_command",
+    "pretrain": "causal_tune_ros.pretrain.command",
     "export": "causal_tune_ros.backends.export_command",
     "fleet": "causal_tune_ros.fleet.command",
 }
