@@ -4,7 +4,8 @@
     python bench/multi_camera.py --pairs 100 --threads 1  # each node process with 1 CPU thread
     python bench/multi_camera.py --pairs 5 --no-fps       # peak RSS and mask equality only (any machine)
 
-Processes on loopback (reliable QoS, ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, a domain of its own),
+Processes on loopback (reliable QoS, ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, a domain of its own,
+the package's Fast DDS profile ``config/fastdds_large_images.xml`` as the launch file applies it),
 each node started as ``python -m causal_tune_ros.node.segmentation_node``:
 
 * **multi**: one node with ``cameras: [front, rear]`` (one model, both frames in one forward);
@@ -41,6 +42,10 @@ def _isolate_ros() -> None:
     os.environ.setdefault("ROS_DOMAIN_ID", str(110 + os.getpid() % 90))
     os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="multi_camera_log_"))
     os.environ.pop("RMW_IMPLEMENTATION", None)
+    # The Fast DDS profile the launch file applies: without it, a lost fragment of a 2.7 MB frame stalls
+    # its topic, which hits one process receiving two cameras harder than two processes with one each.
+    profile = Path(__file__).resolve().parent.parent / "config" / "fastdds_large_images.xml"
+    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(profile))
 
 
 def _frames(count: int, height: int, width: int) -> list:

@@ -13,8 +13,10 @@ only when used).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +121,7 @@ class SegmentationPipeline:
         self._palette = self.classes.palette()
         self._checked_classes = False
         self._device_post: Any = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def postprocess_device(self) -> str | None:
@@ -278,7 +281,13 @@ class SegmentationPipeline:
             model_seconds = time.perf_counter() - model_started
         if not self._checked_classes:
             self._check_classes()
-        outputs = [post(logits[i], rgb, overlay, confidence) for i, rgb in enumerate(rgbs)]
+        if device is None and len(rgbs) > 1:
+            # numpy and OpenCV release the GIL: the images of a batch are post-processed side by side.
+            pool = self._host_pool()
+            jobs = [pool.submit(post, logits[i], rgb, overlay, confidence) for i, rgb in enumerate(rgbs)]
+            outputs = [job.result() for job in jobs]
+        else:
+            outputs = [post(logits[i], rgb, overlay, confidence) for i, rgb in enumerate(rgbs)]
         total_seconds = time.perf_counter() - started
         return [
             SegmentationResult(
@@ -292,6 +301,14 @@ class SegmentationPipeline:
             )
             for class_mask, conf, blended, drivable in outputs
         ]
+
+    def _host_pool(self) -> ThreadPoolExecutor:
+        """Threads for host post-processing of a batch (one per CPU core), made on first use."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="causal-tune-post"
+            )
+        return self._pool
 
     def _torch_postprocessor(self, device: str) -> Any:
         """The torch post-processor for ``device``, built on first use (imports torch)."""
