@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from causal_tune_ros.bags import (
-    STRING_TYPE,
     BagReader,
     bag_paths,
     check_not_overlapping,
@@ -16,6 +15,7 @@ from causal_tune_ros.bags import (
 )
 from causal_tune_ros.errors import BagError
 from causal_tune_ros.replay.options import ReplayOptions, check_options
+from causal_tune_ros.replay.reading import check_weather_topic
 from causal_tune_ros.replay.topics import is_camera_topic, output_topics
 from causal_tune_ros.replay.video import check_video_target, video_path_for_topic
 
@@ -96,11 +96,7 @@ def plan_replay(bag: BagReader, out_path: str | Path, options: ReplayOptions) ->
     in_path = bag.path
     image_topics = select_image_topics(bag, options)
     if options.weather == "topic":
-        if options.weather_topic not in bag.topics:
-            raise BagError(f"--weather topic: the bag has no {options.weather_topic} topic")
-        if bag.topics[options.weather_topic] != STRING_TYPE:
-            found = bag.topics[options.weather_topic]
-            raise BagError(f"{options.weather_topic} is {found}, not {STRING_TYPE}")
+        check_weather_topic(bag, options.weather_topic)
     protected = bag_paths(in_path)
     check_not_overlapping(out_path, protected, "output bag")
     if os.path.lexists(out_path):

@@ -31,6 +31,18 @@ from causal_tune_ros.weather import CONDITIONS
 LOG = logging.getLogger(__name__)
 
 
+def check_weather_topic(bag: BagReader, topic: str) -> None:
+    """Check that ``bag`` has ``topic`` as std_msgs/String (the conditions of ``--weather topic``).
+
+    Raises:
+        BagError: The topic is missing or of another type.
+    """
+    if topic not in bag.topics:
+        raise BagError(f"--weather topic: the bag has no {topic} topic")
+    if bag.topics[topic] != STRING_TYPE:
+        raise BagError(f"{topic} is {bag.topics[topic]}, not {STRING_TYPE}")
+
+
 @dataclass
 class Frame:
     """One camera frame on its way through the stages (``error`` set: skipped, with the reason).
@@ -83,11 +95,7 @@ class WeatherSource:
         self._times: list[int] = []
         self._values: list[str] = []
         if self.mode == "topic":
-            if options.weather_topic not in bag.topics:
-                raise BagError(f"--weather topic: the bag has no {options.weather_topic} topic")
-            if bag.topics[options.weather_topic] != STRING_TYPE:
-                found = bag.topics[options.weather_topic]
-                raise BagError(f"{options.weather_topic} is {found}, not {STRING_TYPE}")
+            check_weather_topic(bag, options.weather_topic)
             # One cheap pass over the small String messages, so a frame logged at the same instant as
             # its weather message gets it whatever order the storage returns ties in.
             for m in bag.messages([options.weather_topic]):
