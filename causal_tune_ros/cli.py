@@ -20,7 +20,7 @@ from causal_tune_ros.errors import CausalTuneError
 
 #: subcommand -> module implementing it
 SUBCOMMANDS: dict[str, str] = {
-    "demo": "causal_tune_ros.demo_command",
+    "demo": "causal_tune_ros.demo.command",
     "info": "causal_tune_ros.info_command",
     "node": "causal_tune_ros.node.command",
     "replay": "causal_tune_ros.replay.command",

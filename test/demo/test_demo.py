@@ -17,7 +17,7 @@ from causal_tune_ros.bags import deserialize
 from causal_tune_ros.band import DEFAULT_BAND
 from causal_tune_ros.classes import load_classes
 from causal_tune_ros.cli import main
-from causal_tune_ros.demo_command import COLUMNS
+from causal_tune_ros.demo.layout import COLUMNS
 from causal_tune_ros.replay import Replayer, ReplayOptions
 from causal_tune_ros.replay.command import default_checkpoint
 from causal_tune_ros.resources import config_path
@@ -84,7 +84,7 @@ def test_demo_runs_end_to_end_and_beats_chance(tmp_path: Path, capsys, tiny_pipe
     assert "/camera/ground_truth/class_mask" not in topics  # labels are not segmented
 
     h, w = metrics["size"]
-    from causal_tune_ros.demo_command import LEGEND_LINE
+    from causal_tune_ros.demo.report import LEGEND_LINE
 
     montage = cv2.imread(str(out / "demo_montage.png"))
     rows = 3 * (h + 22)
