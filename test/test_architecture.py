@@ -120,3 +120,18 @@ def test_cli_command_modules_follow_one_naming_rule() -> None:
     defining = {_module_name(p) for p in PACKAGE.rglob("*.py") if _defines_command(p)}
     assert command_files == set(named.values()), "a *command.py module that cli.py does not dispatch to"
     assert defining == set(named.values()), "a module shaped like a command outside the naming rule"
+
+
+# ------------------------------------------------------------------------------------------ module size
+
+#: Longest module, in lines: one job per file keeps files short (split along the seams, don't raise this).
+MAX_MODULE_LINES = 520
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"modules over {MAX_MODULE_LINES} lines (split them along their seams): {long}"
