@@ -51,20 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keyword argument for the data-set reader (repeatable), e.g. num_samples=100",
     )
     parser.add_argument("--out", required=True, help="presets YAML to write")
-    parser.add_argument(
-        "--lows",
-        type=_floats,
-        default=list(DEFAULT_LOWS),
-        metavar="R,R,...",
-        help="r_low values to sweep (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--highs",
-        type=_floats,
-        default=list(DEFAULT_HIGHS),
-        metavar="R,R,...",
-        help="r_high values to sweep (default: %(default)s)",
-    )
+    for edge, values in (("low", DEFAULT_LOWS), ("high", DEFAULT_HIGHS)):
+        parser.add_argument(
+            f"--{edge}s",
+            type=_floats,
+            default=list(values),
+            metavar="R,R,...",
+            help=f"r_{edge} values to sweep (default: %(default)s)",
+        )
     parser.add_argument(
         "--min-gain",
         type=float,

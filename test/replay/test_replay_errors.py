@@ -21,24 +21,7 @@ from causal_tune_ros.bags import (
 from causal_tune_ros.cli import main
 from causal_tune_ros.errors import BagError
 
-
-def _replay_args(in_bag: Path, out_bag: Path, checkpoint: Path, *extra: str) -> list[str]:
-    return [
-        "replay",
-        str(in_bag),
-        "-o",
-        str(out_bag),
-        "--checkpoint",
-        str(checkpoint),
-        "--backend",
-        "eager",
-        "--input-size",
-        "28x42",
-        "--weather",
-        "clear",
-        "--quiet",
-        *extra,
-    ]
+from .replay_support import replay_args
 
 
 def _corrupt_messages(bagkit) -> list[tuple[str, str, int, bytes]]:
@@ -69,7 +52,7 @@ def test_corrupt_frames_are_skipped_and_counted(
 ) -> None:
     in_bag = write_camera_bag(tmp_path / "in", storage, frames=3, extra=_corrupt_messages(bagkit))
     out_bag = tmp_path / "out"
-    assert main(_replay_args(in_bag, out_bag, tiny_checkpoint)) == 0
+    assert main(replay_args(in_bag, out_bag, tiny_checkpoint)) == 0
     printed = capsys.readouterr().out
     assert "skipped frames: 4" in printed
     assert "/front/image_raw: 5 frames, 3 processed, 2 skipped as corrupt" in printed
@@ -98,7 +81,7 @@ def test_all_frames_corrupt_exits_1(tmp_path: Path, tiny_checkpoint: Path, bagki
         msg = bagkit.image_message(bagkit.make_image(0), bagkit.T0, "cam")
         msg.encoding = "weird16"
         bag.write_message("/cam/image_raw", bagkit.T0, msg)
-    assert main(_replay_args(tmp_path / "in", tmp_path / "out", tiny_checkpoint)) == 1
+    assert main(replay_args(tmp_path / "in", tmp_path / "out", tiny_checkpoint)) == 1
     captured = capsys.readouterr()
     assert "unsupported image encoding 'weird16'" in captured.out
     assert "no frame could be processed" in captured.err
@@ -106,24 +89,24 @@ def test_all_frames_corrupt_exits_1(tmp_path: Path, tiny_checkpoint: Path, bagki
 
 def test_unopenable_bags_give_clear_errors(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
     missing = tmp_path / "nope.mcap"
-    assert main(_replay_args(missing, tmp_path / "o1", tiny_checkpoint)) == 2
+    assert main(replay_args(missing, tmp_path / "o1", tiny_checkpoint)) == 2
     err = capsys.readouterr().err
     assert "causal-tune replay: error: cannot open bag" in err and "no such file" in err
 
     no_metadata = tmp_path / "folder"
     no_metadata.mkdir()
-    assert main(_replay_args(no_metadata, tmp_path / "o2", tiny_checkpoint)) == 2
+    assert main(replay_args(no_metadata, tmp_path / "o2", tiny_checkpoint)) == 2
     assert "metadata" in capsys.readouterr().err
 
     garbage = tmp_path / "garbage.mcap"
     garbage.write_bytes(b"this is not an mcap file" * 10)
-    assert main(_replay_args(garbage, tmp_path / "o3", tiny_checkpoint)) == 2
+    assert main(replay_args(garbage, tmp_path / "o3", tiny_checkpoint)) == 2
     assert "cannot open bag" in capsys.readouterr().err
 
     bad_yaml = tmp_path / "bad_yaml"
     bad_yaml.mkdir()
     (bad_yaml / "metadata.yaml").write_text("rosbag2_bagfile_information: [unclosed\n")
-    assert main(_replay_args(bad_yaml, tmp_path / "o4", tiny_checkpoint)) == 2
+    assert main(replay_args(bad_yaml, tmp_path / "o4", tiny_checkpoint)) == 2
     assert "cannot open bag" in capsys.readouterr().err
     # Nothing was created for failed runs.
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
@@ -135,19 +118,19 @@ def test_bag_without_images_and_bad_options(
     with BagWriter(tmp_path / "strings", storage="sqlite3") as bag:
         bag.add_topic("/note", STRING_TYPE)
         bag.write_message("/note", 1, msg_class(STRING_TYPE)(data="hi"))
-    assert main(_replay_args(tmp_path / "strings", tmp_path / "o", tiny_checkpoint)) == 2
+    assert main(replay_args(tmp_path / "strings", tmp_path / "o", tiny_checkpoint)) == 2
     assert "has no sensor_msgs/Image or CompressedImage topic" in capsys.readouterr().err
 
     in_bag = write_camera_bag(tmp_path / "cams", "mcap", frames=1)
-    assert main(_replay_args(in_bag, tmp_path / "o", tiny_checkpoint, "--topics", "/nope")) == 2
+    assert main(replay_args(in_bag, tmp_path / "o", tiny_checkpoint, "--topics", "/nope")) == 2
     assert "no image topic /nope" in capsys.readouterr().err
-    args = _replay_args(in_bag, tmp_path / "o", tiny_checkpoint)
+    args = replay_args(in_bag, tmp_path / "o", tiny_checkpoint)
     args[args.index("clear")] = "hail"
     assert main(args) == 2
     assert "unknown weather 'hail'" in capsys.readouterr().err
     # An existing output is never overwritten silently.
     (tmp_path / "exists").mkdir()
-    assert main(_replay_args(in_bag, tmp_path / "exists", tiny_checkpoint)) == 2
+    assert main(replay_args(in_bag, tmp_path / "exists", tiny_checkpoint)) == 2
     assert "exists already" in capsys.readouterr().err
 
 

@@ -24,6 +24,8 @@ from causal_tune_ros.cli import main
 from causal_tune_ros.errors import BagError
 from causal_tune_ros.replay import Replayer, ReplayOptions
 
+from .replay_support import replay_args
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -40,25 +42,6 @@ def _digest(path: Path) -> str:
 def _count(path: Path, topic: str) -> int:
     with Reader(path) as reader:
         return sum(1 for c, _, _ in reader.messages() if c.topic == topic)
-
-
-def _replay_args(in_bag: Path, out: Path, checkpoint: Path, *extra: str) -> list[str]:
-    return [
-        "replay",
-        str(in_bag),
-        "-o",
-        str(out),
-        "--checkpoint",
-        str(checkpoint),
-        "--backend",
-        "eager",
-        "--input-size",
-        "28x42",
-        "--weather",
-        "clear",
-        "--quiet",
-        *extra,
-    ]
 
 
 def _long_bag(path: Path, frames: int) -> Path:
@@ -91,7 +74,7 @@ def test_default_output_is_humble_readable_and_named_without_doubled_suffix(
 ) -> None:
     in_bag = write_camera_bag(tmp_path / "drive", "mcap", frames=2)
     out = tmp_path / "drive_seg.mcap"
-    assert main(_replay_args(in_bag, out, tiny_checkpoint)) == 0
+    assert main(replay_args(in_bag, out, tiny_checkpoint)) == 0
     # `-o drive_seg.mcap`: the bag folder at exactly that path, its storage file named like ros2 bag record's.
     assert sorted(p.name for p in out.iterdir()) == ["drive_seg_0.mcap", "metadata.yaml"]
     assert not list(tmp_path.glob(".*partial*"))
@@ -106,7 +89,7 @@ def test_default_output_is_humble_readable_and_named_without_doubled_suffix(
     assert _count(out, "/front/class_mask") == 2
 
     out9 = tmp_path / "drive_seg9.mcap"
-    assert main(_replay_args(in_bag, out9, tiny_checkpoint, "--bag-version", "9")) == 0
+    assert main(replay_args(in_bag, out9, tiny_checkpoint, "--bag-version", "9")) == 0
     meta9 = yaml.safe_load((out9 / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert meta9["version"] == 9
     for entry in meta9["topics_with_message_count"]:
@@ -135,10 +118,10 @@ def test_output_that_is_contains_or_lies_inside_the_input_is_refused(
         tmp_path / "alias" / "drive" / "sub": "lies inside the input",
     }
     for out, reason in refused.items():
-        assert main(_replay_args(in_bag, out, tiny_checkpoint, "--overwrite")) == 2, out
+        assert main(replay_args(in_bag, out, tiny_checkpoint, "--overwrite")) == 2, out
         assert reason in capsys.readouterr().err, out
     # A video is an output too.
-    code = main(_replay_args(in_bag, tmp_path / "o", tiny_checkpoint, "--video", str(storage_file)))
+    code = main(replay_args(in_bag, tmp_path / "o", tiny_checkpoint, "--video", str(storage_file)))
     assert code == 2 and "the video" in capsys.readouterr().err
     assert _digest(data) == before
     assert _count(in_bag, "/front/image_raw") == 2  # still a readable bag
@@ -166,7 +149,7 @@ def test_overwrite_replaces_only_a_rosbag2_bag(
     ]
     for out, watched, extra in cases:
         before = _digest(watched)
-        assert main(_replay_args(in_bag, out, tiny_checkpoint, "--overwrite", *extra)) == 2, out
+        assert main(replay_args(in_bag, out, tiny_checkpoint, "--overwrite", *extra)) == 2, out
         err = capsys.readouterr().err
         assert "refusing to replace it" in err, err
         assert _digest(watched) == before
@@ -174,14 +157,14 @@ def test_overwrite_replaces_only_a_rosbag2_bag(
 
     # A real bag (folder or bare .mcap file) is replaced, and only with --overwrite.
     target = tmp_path / "seg.mcap"
-    assert main(_replay_args(in_bag, target, tiny_checkpoint)) == 0
-    assert main(_replay_args(in_bag, target, tiny_checkpoint)) == 2
+    assert main(replay_args(in_bag, target, tiny_checkpoint)) == 0
+    assert main(replay_args(in_bag, target, tiny_checkpoint)) == 2
     assert "exists already" in capsys.readouterr().err
-    assert main(_replay_args(in_bag, target, tiny_checkpoint, "--overwrite")) == 0
+    assert main(replay_args(in_bag, target, tiny_checkpoint, "--overwrite")) == 0
     assert _count(target, "/front/class_mask") == 2
     bare = tmp_path / "bare.mcap"
     (target / "seg_0.mcap").rename(bare)
-    assert main(_replay_args(in_bag, bare, tiny_checkpoint, "--overwrite")) == 0
+    assert main(replay_args(in_bag, bare, tiny_checkpoint, "--overwrite")) == 0
     assert bare.is_dir() and _count(bare, "/front/class_mask") == 2
 
 
@@ -244,7 +227,7 @@ def test_replaying_a_replay_output_drops_the_earlier_results(
 
 def _start_replay(in_bag: Path, out: Path, checkpoint: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "causal_tune_ros.cli", *_replay_args(in_bag, out, checkpoint, *extra)],
+        [sys.executable, "-m", "causal_tune_ros.cli", *replay_args(in_bag, out, checkpoint, *extra)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
