@@ -198,22 +198,29 @@ def test_upsample_argmax_working_memory_is_bounded() -> None:
     assert peak < height * width + height * 259 + 2 * UPSAMPLE_CHUNK_BYTES, peak
 
 
-def test_process_batch_is_one_backend_call_with_per_image_results(
-    pipeline: SegmentationPipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class _CountingBackend:
+    """The pipeline's backend, recording the batch size of every ``infer`` call."""
+
+    def __init__(self, backend: object) -> None:
+        self._backend = backend
+        self.batch_sizes: list[int] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._backend, name)
+
+    def infer(self, images: np.ndarray, band: Band) -> np.ndarray:
+        self.batch_sizes.append(images.shape[0])
+        return self._backend.infer(images, band)
+
+
+def test_process_batch_is_one_backend_call_with_per_image_results(pipeline: SegmentationPipeline) -> None:
     """Images of different sizes in one forward; each result equals process() on that image alone."""
     rgbs = [_rgb(90, 170, seed=1), _rgb(56, 112, seed=2), _rgb(241, 97, seed=3)]
     band = Band(0.1, 0.5)
     alone = [pipeline.process(rgb, band) for rgb in rgbs]
-    batch_sizes: list[int] = []
-    infer = pipeline.backend.infer
-
-    def counting_infer(images: np.ndarray, band_in: Band) -> np.ndarray:
-        batch_sizes.append(images.shape[0])
-        return infer(images, band_in)
-
-    monkeypatch.setattr(pipeline.backend, "infer", counting_infer)
-    together = pipeline.process_batch(rgbs, band)
+    counting = _CountingBackend(pipeline.backend)
+    together = SegmentationPipeline(counting, pipeline.classes).process_batch(rgbs, band)  # type: ignore[arg-type]
+    batch_sizes = counting.batch_sizes
     assert batch_sizes == [3]
     assert len(together) == 3
     for rgb, one, many in zip(rgbs, alone, together, strict=True):
