@@ -7,20 +7,19 @@ from typing import Any
 
 from causal_tune_ros.demo.layout import DEFAULT_SIZE
 
-DEMO_TRAIN_COMMAND = "causal-tune train --config config/train/synthetic_small.yaml"
+DEMO_TRAIN_COMMAND = "causal-tune train --config config/train/synthetic_pocket.yaml"
 DEMO_PACKAGE_COMMAND = (
-    "causal-tune demo --package-model runs/synthetic_small/model.safetensors "
+    "causal-tune demo --package-model runs/synthetic_pocket/model.safetensors "
     "--package-to models/demo/causal_tune_demo.safetensors --train-seconds <wall time of the training>"
 )
 
 
-def _describe_trained(train_config: dict[str, Any]) -> tuple[str, str]:
-    """``(description, backbone note)`` of a trained demo model, from its recorded training config."""
+def _describe_trained(train_config: dict[str, Any], depth: int, width: int, patch: int) -> tuple[str, str]:
+    """``(description, backbone note)`` of a trained demo model: its training config and backbone shape."""
     model = train_config.get("model") or {}
     backbone = model.get("backbone") or {}
     tuner = model.get("tuner") or {}
-    shape = backbone.get("overrides") or {}
-    size = f"{shape.get('depth', '?')} blocks, width {shape.get('embed_dim', '?')}, patch 14"
+    size = f"{depth} blocks, width {width}, patch {patch}"
     if backbone.get("weights"):
         what = f"small ViT ({size}) pretrained without labels on synthetic scenes, frozen; NOT DINOv2"
         note = f"pocket ViT pretrained without semantic labels ({backbone['weights']}), embedded; not DINOv2"
@@ -79,7 +78,8 @@ def package_demo_model(
         backbone = DinoV2.from_pretrained(weights)  # what it was trained on; embedded below
     model = load_checkpoint(trained, backbone=backbone)
     crop = (train_config.get("augment") or {}).get("crop_size") or list(DEFAULT_SIZE)
-    description, backbone_note = _describe_trained(train_config)
+    bb = model.backbone
+    description, backbone_note = _describe_trained(train_config, bb.depth, bb.embed_dim, bb.patch_size)
     labels = {
         "description": description,
         "demo": True,
