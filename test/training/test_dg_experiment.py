@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 from causal_tune_ros.weather import CONDITIONS
+
+from ..bench_support import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,11 +27,7 @@ TINY = [
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("dg_experiment", ROOT / "bench" / "dg_experiment.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dg_experiment"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("dg_experiment")
 
 
 def test_experiment_runs_end_to_end_and_writes_the_table(tmp_path: Path, capsys) -> None:

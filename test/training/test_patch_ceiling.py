@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..bench_support import load_bench
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("patch_ceiling", ROOT / "bench" / "patch_ceiling.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["patch_ceiling"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("patch_ceiling")
 
 
 def test_patch_majority_paints_each_patch_with_its_majority_class() -> None:
