@@ -384,6 +384,15 @@ def _check_shapes(file: Path, handle: Any, document: Mapping[str, Any], backbone
         raise CheckpointError(f"{file} does not fit the model its metadata describes: " + "; ".join(problems))
 
 
+def _trained_on(document: dict[str, Any]) -> str | None:
+    """The backbone weights the recorded training config names (``model.backbone.weights``), if any."""
+    train_config = (document.get("user") or {}).get("train_config")
+    if not isinstance(train_config, dict):
+        return None
+    weights = ((train_config.get("model") or {}).get("backbone") or {}).get("weights")
+    return str(weights) if weights else None
+
+
 def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = None) -> CausalTuneSegmenter:
     """Rebuild a :class:`CausalTuneSegmenter` from a checkpoint.
 
@@ -408,11 +417,13 @@ def load_checkpoint(path: str | os.PathLike[str], backbone: nn.Module | None = N
         embedded = bool(recorded.get("embedded"))
         if backbone is None:
             if not embedded:
+                trained_on = _trained_on(document)
                 raise CheckpointError(
-                    f"{file} does not embed its backbone: the backbone must be given, e.g. "
-                    f"load_checkpoint(path, backbone=DinoV2.from_pretrained(...)) with the "
-                    f"{recorded.get('arch')!r} weights it was trained on "
-                    f"(recorded config: {json.dumps(recorded['config'], sort_keys=True)})"
+                    f"{file} does not embed its backbone: the backbone must be given (`--backbone FILE` "
+                    f"on the command line; load_checkpoint(path, backbone=DinoV2.from_pretrained(FILE)) "
+                    f"in Python) with the {recorded.get('arch')!r} weights it was trained on"
+                    + (f", which its training config names: {trained_on}" if trained_on else "")
+                    + f" (recorded config: {json.dumps(recorded['config'], sort_keys=True)})"
                 )
             load_backbone = True
         else:

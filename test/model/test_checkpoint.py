@@ -149,8 +149,21 @@ def test_band_may_be_a_band_object_and_bad_arguments_are_refused(
 
 
 def test_missing_backbone_is_asked_for(saved: Path) -> None:
-    with pytest.raises(CheckpointError, match="backbone must be given"):
+    with pytest.raises(CheckpointError, match="backbone must be given") as info:
         load_checkpoint(saved)
+    assert "--backbone FILE" in str(info.value)  # what a command-line user types
+    assert "training config names" not in str(info.value)  # this one records no training config
+
+
+def test_missing_backbone_names_the_file_the_training_config_used(
+    model: CausalTuneSegmenter, tmp_path: Path
+) -> None:
+    """`causal-tune train` on a backbone file records it; the error tells the user which file to pass."""
+    train_config = {"model": {"backbone": {"weights": "models/pocket/pocket_vit.safetensors"}}}
+    path = save_checkpoint(tmp_path / "t.safetensors", model, metadata={"train_config": train_config})
+    with pytest.raises(CheckpointError, match="backbone must be given") as info:
+        load_checkpoint(path)
+    assert "its training config names: models/pocket/pocket_vit.safetensors" in str(info.value)
 
 
 def test_mismatching_backbone_names_each_differing_field(saved: Path) -> None:
